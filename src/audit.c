@@ -1,0 +1,1278 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit.c
+ *		The users triggers: status machine enforcement for every path,
+ *		bookkeeping columns, the per-user audit hash chain, change events
+ *		and the wake-up notification; and the functions reading the audit.
+ *
+ * Flow.  BEFORE INSERT fills the bookkeeping columns of a new user; AFTER
+ * INSERT writes its "register" (or "reenroll") audit row, so that a row
+ * discarded by INSERT ... ON CONFLICT is never audited.  BEFORE UPDATE and
+ * BEFORE DELETE do everything in one pass: by then the executor holds the
+ * row lock, so the chain head read from the old row is the newest one and
+ * the audit row goes in the same transaction as the change.
+ *
+ * Chain.  Each audit row stores prev_hash (the user's previous row_hash)
+ * and row_hash = SHA-256 over prev_hash, the row's identifying columns and
+ * one SHA-256 digest per changed value.  Hashing digests of the values,
+ * not the values, is what lets redaction replace a personal value by its
+ * digest and leave the chain verifiable.  The newest row_hash is kept in
+ * users.audit_head, so appending needs no lookup; it is NULL only after
+ * registration, when the first update reads it from the audit once.
+ *
+ * Memory: everything is allocated in the trigger's (per-tuple) context or
+ * inside SPI; the only static state is plans, attribute numbers (reset by
+ * relcache callback) and the notification bookkeeping of this backend.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <string.h>
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "commands/trigger.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/inval.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+#include "utils/xid8.h"
+
+#include "userlife.h"
+
+PG_FUNCTION_INFO_V1(userlife_users_guard);
+PG_FUNCTION_INFO_V1(userlife_users_audit_insert);
+PG_FUNCTION_INFO_V1(userlife_user_history);
+PG_FUNCTION_INFO_V1(userlife_verify_audit);
+
+#define HASH_LEN PG_SHA256_DIGEST_LENGTH
+
+/* columns of users whose changes are audited, in changed_fields order */
+typedef enum TrackedColumn
+{
+	COL_EXTERNAL_ID,
+	COL_DISPLAY_NAME,
+	COL_EMAIL,
+	COL_STATUS,
+	COL_STATUS_REASON,
+	COL_SUSPENDED_UNTIL,
+	COL_IS_FRAUDULENT,
+	COL_ALLOW_NEW_ENROLL,
+	COL_ENROLLMENT_COUNT,
+	COL_LEGAL_HOLD,
+	COL_METADATA,
+	COL_TAGS,
+	COL_VERIFIED_AT,
+	COL_VERIFIED_ATTRIBUTES,
+	COL_DELETED_AT,
+	COL_PURGE_AFTER,
+	NUM_TRACKED,
+	/* bookkeeping and identity columns, never listed as changed */
+	COL_USER_ID = NUM_TRACKED,
+	COL_PARTNER,
+	COL_VERSION,
+	COL_CREATED_AT,
+	COL_UPDATED_AT,
+	COL_STATUS_CHANGED_AT,
+	COL_AUDIT_HEAD,
+	NUM_COLUMNS
+} TrackedColumn;
+
+static const char *const column_names[NUM_COLUMNS] = {
+	"external_id", "display_name", "email", "status", "status_reason",
+	"suspended_until", "is_fraudulent", "allow_new_enroll", "enrollment_count",
+	"legal_hold", "metadata", "tags", "verified_at", "verified_attributes",
+	"deleted_at", "purge_after",
+	"user_id", "partner", "version", "created_at", "updated_at",
+	"status_changed_at", "audit_head"
+};
+
+static Oid	attnum_relid = InvalidOid;
+static AttrNumber attnums[NUM_COLUMNS];
+
+static SPIPlanPtr append_plan = NULL;
+static SPIPlanPtr head_plan = NULL;
+
+/* notification state of this backend */
+static bool notified_in_xact = false;
+static TimestampTz last_notify_at = 0;
+static TimestampTz last_notify_before_xact = 0;
+
+/* one audit row, as written and as re-read for verification */
+typedef struct AuditRecord
+{
+	TimestampTz at;
+	const char *partner;
+	const char *user_id;
+	const char *external_id;
+	const char *action;
+	const char *db_role;
+	const char *actor;
+	const char *reason;
+	int			nchanged;
+	const char *changed[NUM_TRACKED];
+	Jsonb	   *old_values;
+	Jsonb	   *new_values;
+	int			nredacted;
+	char	  **redacted;
+	uint64		txid;
+	bool		has_prev;
+	uint8		prev_hash[HASH_LEN];
+	uint8		row_hash[HASH_LEN];
+	const char *status;
+} AuditRecord;
+
+static void reset_attnums(Datum arg, Oid relid);
+static void notify_xact_callback(XactEvent event, void *arg);
+
+void
+AuditInit(void)
+{
+	CacheRegisterRelcacheCallback(reset_attnums, (Datum) 0);
+	RegisterXactCallback(notify_xact_callback, NULL);
+}
+
+static void
+reset_attnums(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == attnum_relid)
+		attnum_relid = InvalidOid;
+}
+
+static void
+notify_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PREPARE:
+			notified_in_xact = false;
+			last_notify_before_xact = last_notify_at;
+			break;
+		case XACT_EVENT_ABORT:
+			/* the queued notification died with the transaction */
+			notified_in_xact = false;
+			last_notify_at = last_notify_before_xact;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+load_attnums(Relation rel)
+{
+	int			i;
+
+	if (attnum_relid == RelationGetRelid(rel))
+		return;
+	for (i = 0; i < NUM_COLUMNS; i++)
+	{
+		attnums[i] = SPI_fnumber(RelationGetDescr(rel), column_names[i]);
+		if (attnums[i] <= 0)
+			elog(ERROR, "column \"%s\" of userlife.users does not exist", column_names[i]);
+	}
+	attnum_relid = RelationGetRelid(rel);
+}
+
+static Datum
+col(HeapTuple tup, TupleDesc desc, TrackedColumn c, bool *isnull)
+{
+	return heap_getattr(tup, attnums[c], desc, isnull);
+}
+
+static char *
+col_text(HeapTuple tup, TupleDesc desc, TrackedColumn c)
+{
+	bool		isnull;
+	Datum		d = col(tup, desc, c, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+static char *
+col_uuid(HeapTuple tup, TupleDesc desc, TrackedColumn c)
+{
+	bool		isnull;
+	Datum		d = col(tup, desc, c, &isnull);
+
+	return isnull ? NULL : DatumGetCString(DirectFunctionCall1(uuid_out, d));
+}
+
+/*------------------------------------------------------------------------
+ * JSON values of columns
+ *------------------------------------------------------------------------
+ */
+static void
+push_string(JsonbParseState **state, JsonbIteratorToken seq, const char *s)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) s;
+	v.val.string.len = strlen(s);
+	pushJsonbValue(state, seq, &v);
+}
+
+static void
+push_jsonb(JsonbParseState **state, JsonbIteratorToken seq, Jsonb *jb)
+{
+	JsonbValue	v;
+
+	if (JB_ROOT_IS_SCALAR(jb))
+	{
+		JsonbExtractScalar(&jb->root, &v);
+		pushJsonbValue(state, seq, &v);
+		return;
+	}
+	v.type = jbvBinary;
+	v.val.binary.data = &jb->root;
+	v.val.binary.len = VARSIZE(jb) - VARHDRSZ;
+	pushJsonbValue(state, seq, &v);
+}
+
+static Oid
+get_type_output_function_oid(Oid typid)
+{
+	Oid			outfunc;
+	bool		isvarlena;
+
+	getTypeOutputInfo(typid, &outfunc, &isvarlena);
+	return outfunc;
+}
+
+/* push_column_value: a users column value as JSON, the way to_jsonb shows it */
+static void
+push_column_value(JsonbParseState **state, Oid typid, Datum d, bool isnull)
+{
+	JsonbValue	v;
+
+	if (isnull)
+	{
+		v.type = jbvNull;
+		pushJsonbValue(state, WJB_VALUE, &v);
+		return;
+	}
+	switch (typid)
+	{
+		case TEXTOID:
+			push_string(state, WJB_VALUE, TextDatumGetCString(d));
+			break;
+		case UUIDOID:
+			push_string(state, WJB_VALUE, DatumGetCString(DirectFunctionCall1(uuid_out, d)));
+			break;
+		case BOOLOID:
+			v.type = jbvBool;
+			v.val.boolean = DatumGetBool(d);
+			pushJsonbValue(state, WJB_VALUE, &v);
+			break;
+		case INT4OID:
+			v.type = jbvNumeric;
+			v.val.numeric = DatumGetNumeric(DirectFunctionCall1(int4_numeric, d));
+			pushJsonbValue(state, WJB_VALUE, &v);
+			break;
+		case INT8OID:
+			v.type = jbvNumeric;
+			v.val.numeric = DatumGetNumeric(DirectFunctionCall1(int8_numeric, d));
+			pushJsonbValue(state, WJB_VALUE, &v);
+			break;
+		case TIMESTAMPTZOID:
+			push_string(state, WJB_VALUE, JsonEncodeDateTime(NULL, d, TIMESTAMPTZOID, NULL));
+			break;
+		case JSONBOID:
+			push_jsonb(state, WJB_VALUE, DatumGetJsonbP(d));
+			break;
+		case TEXTARRAYOID:
+			{
+				ArrayType  *arr = DatumGetArrayTypeP(d);
+				Datum	   *elems;
+				bool	   *enulls;
+				int			n;
+				int			i;
+
+				deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &n);
+				pushJsonbValue(state, WJB_BEGIN_ARRAY, NULL);
+				for (i = 0; i < n; i++)
+				{
+					if (enulls[i])
+					{
+						v.type = jbvNull;
+						pushJsonbValue(state, WJB_ELEM, &v);
+					}
+					else
+						push_string(state, WJB_ELEM, TextDatumGetCString(elems[i]));
+				}
+				pushJsonbValue(state, WJB_END_ARRAY, NULL);
+				break;
+			}
+		default:
+			if (typid == UserlifeStatusTypeOid())
+				push_string(state, WJB_VALUE,
+							UserStatusNames[UserlifeStatusFromDatum(d)]);
+			else
+				push_string(state, WJB_VALUE,
+							OidOutputFunctionCall(get_type_output_function_oid(typid), d));
+			break;
+	}
+}
+
+static bool
+values_equal(TupleDesc desc, int attnum, Datum a, bool anull, Datum b, bool bnull)
+{
+	Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+
+	if (anull || bnull)
+		return anull && bnull;
+	return datumIsEqual(a, b, att->attbyval, att->attlen);
+}
+
+/*
+ * diff_rows
+ *		Fills rec->changed, old_values and new_values with the tracked
+ *		columns that differ between oldtup and newtup (oldtup NULL: every
+ *		non-null column of newtup).  Returns the number of changed columns.
+ */
+static int
+diff_rows(AuditRecord *rec, TupleDesc desc, HeapTuple oldtup, HeapTuple newtup)
+{
+	JsonbParseState *ostate = NULL;
+	JsonbParseState *nstate = NULL;
+	JsonbValue *ores;
+	JsonbValue *nres;
+	int			c;
+
+	rec->nchanged = 0;
+	pushJsonbValue(&ostate, WJB_BEGIN_OBJECT, NULL);
+	pushJsonbValue(&nstate, WJB_BEGIN_OBJECT, NULL);
+	for (c = 0; c < NUM_TRACKED; c++)
+	{
+		bool		onull = true;
+		bool		nnull;
+		Datum		o = (Datum) 0;
+		Datum		n = col(newtup, desc, c, &nnull);
+		Oid			typid = TupleDescAttr(desc, attnums[c] - 1)->atttypid;
+
+		if (oldtup != NULL)
+		{
+			o = col(oldtup, desc, c, &onull);
+			if (values_equal(desc, attnums[c], o, onull, n, nnull))
+				continue;
+		}
+		else if (nnull)
+			continue;
+		rec->changed[rec->nchanged++] = column_names[c];
+		if (oldtup != NULL)
+		{
+			push_string(&ostate, WJB_KEY, column_names[c]);
+			push_column_value(&ostate, typid, o, onull);
+		}
+		push_string(&nstate, WJB_KEY, column_names[c]);
+		push_column_value(&nstate, typid, n, nnull);
+	}
+	ores = pushJsonbValue(&ostate, WJB_END_OBJECT, NULL);
+	nres = pushJsonbValue(&nstate, WJB_END_OBJECT, NULL);
+	rec->old_values = JsonbValueToJsonb(ores);
+	rec->new_values = JsonbValueToJsonb(nres);
+	return rec->nchanged;
+}
+
+/*------------------------------------------------------------------------
+ * Hash chain
+ *------------------------------------------------------------------------
+ */
+static void
+sha256(const void *data, size_t len, uint8 *out)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+
+	if (pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, data, len) < 0 ||
+		pg_cryptohash_final(ctx, out, HASH_LEN) < 0)
+		elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+}
+
+/* length-prefixed, so that no two different field lists hash alike */
+static void
+hash_append_str(StringInfo buf, const char *s)
+{
+	int32		len = s ? (int32) strlen(s) : -1;
+
+	appendBinaryStringInfo(buf, (char *) &len, sizeof(len));
+	if (s)
+		appendBinaryStringInfo(buf, s, len);
+}
+
+static bool
+is_redacted(const AuditRecord *rec, const char *field)
+{
+	int			i;
+
+	for (i = 0; i < rec->nredacted; i++)
+		if (strcmp(rec->redacted[i], field) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * value_digest
+ *		SHA-256 of the JSON text of values[field]; for a redacted field the
+ *		stored value is that digest itself, in hex.  A missing key digests
+ *		as the empty string.
+ */
+static void
+value_digest(const AuditRecord *rec, Jsonb *values, const char *field, uint8 *out)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(&values->root, field, strlen(field), NULL);
+	char	   *text;
+
+	if (v != NULL && is_redacted(rec, field) && v->type == jbvString &&
+		v->val.string.len == HASH_LEN * 2)
+	{
+		hex_decode(v->val.string.val, HASH_LEN * 2, (char *) out);
+		return;
+	}
+	if (v == NULL)
+		text = "";
+	else if (v->type == jbvBinary)
+		text = JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+	else
+	{
+		Jsonb	   *scalar = JsonbValueToJsonb(v);
+
+		text = JsonbToCString(NULL, &scalar->root, VARSIZE(scalar));
+	}
+	sha256(text, strlen(text), out);
+}
+
+/* compute_row_hash: fills rec->row_hash from prev_hash and the content */
+static void
+compute_row_hash(AuditRecord *rec)
+{
+	StringInfoData buf;
+	int64		at = rec->at;
+	int			i;
+
+	initStringInfo(&buf);
+	if (rec->has_prev)
+		appendBinaryStringInfo(&buf, (char *) rec->prev_hash, HASH_LEN);
+	hash_append_str(&buf, rec->user_id);
+	hash_append_str(&buf, rec->partner);
+	hash_append_str(&buf, rec->action);
+	hash_append_str(&buf, rec->db_role);
+	hash_append_str(&buf, rec->actor);
+	hash_append_str(&buf, rec->reason);
+	appendBinaryStringInfo(&buf, (char *) &at, sizeof(at));
+	appendBinaryStringInfo(&buf, (char *) &rec->txid, sizeof(rec->txid));
+	for (i = 0; i < rec->nchanged; i++)
+	{
+		uint8		d[HASH_LEN];
+
+		hash_append_str(&buf, rec->changed[i]);
+		value_digest(rec, rec->old_values, rec->changed[i], d);
+		appendBinaryStringInfo(&buf, (char *) d, HASH_LEN);
+		value_digest(rec, rec->new_values, rec->changed[i], d);
+		appendBinaryStringInfo(&buf, (char *) d, HASH_LEN);
+	}
+	sha256(buf.data, buf.len, rec->row_hash);
+	pfree(buf.data);
+}
+
+static bytea *
+hash_to_bytea(const uint8 *h)
+{
+	bytea	   *b = palloc(VARHDRSZ + HASH_LEN);
+
+	SET_VARSIZE(b, VARHDRSZ + HASH_LEN);
+	memcpy(VARDATA(b), h, HASH_LEN);
+	return b;
+}
+
+static bool
+bytea_to_hash(Datum d, uint8 *h)
+{
+	bytea	   *b = DatumGetByteaPP(d);
+
+	if (VARSIZE_ANY_EXHDR(b) != HASH_LEN)
+		return false;
+	memcpy(h, VARDATA_ANY(b), HASH_LEN);
+	return true;
+}
+
+/* load_chain_head: the newest row_hash of the user, read from the audit */
+static void
+load_chain_head(AuditRecord *rec, Datum user_id)
+{
+	Oid			argtypes[1] = {UUIDOID};
+	Datum		values[1] = {user_id};
+	bool		isnull;
+	int			rc;
+
+	rc = SPI_execute_plan(UserlifePreparePlan(&head_plan,
+											  "SELECT a.row_hash FROM userlife.audit a "
+											  "WHERE a.user_id = $1 ORDER BY a.audit_id DESC LIMIT 1",
+											  1, argtypes),
+						  values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "audit chain head lookup failed");
+	rec->has_prev = false;
+	if (SPI_processed == 1)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			rec->has_prev = bytea_to_hash(d, rec->prev_hash);
+	}
+}
+
+/*------------------------------------------------------------------------
+ * Writing
+ *------------------------------------------------------------------------
+ */
+static const char *
+event_type_for(const char *action)
+{
+	if (strcmp(action, "status") == 0 || strcmp(action, "fraud_flag") == 0)
+		return "user.status.updated";
+	return "user.data.updated";
+}
+
+static Datum
+changed_fields_array(const AuditRecord *rec)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * (rec->nchanged + 1));
+	int			i;
+
+	for (i = 0; i < rec->nchanged; i++)
+		elems[i] = CStringGetTextDatum(rec->changed[i]);
+	return PointerGetDatum(construct_array(elems, rec->nchanged, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+static Jsonb *
+event_payload(const AuditRecord *rec)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *res;
+	int			i;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	push_string(&state, WJB_KEY, "partner");
+	push_string(&state, WJB_VALUE, rec->partner);
+	push_string(&state, WJB_KEY, "external_id");
+	if (rec->external_id)
+		push_string(&state, WJB_VALUE, rec->external_id);
+	else
+	{
+		JsonbValue	v = {.type = jbvNull};
+
+		pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	push_string(&state, WJB_KEY, "user_id");
+	push_string(&state, WJB_VALUE, rec->user_id);
+	push_string(&state, WJB_KEY, "changed_fields");
+	pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
+	for (i = 0; i < rec->nchanged; i++)
+		push_string(&state, WJB_ELEM, rec->changed[i]);
+	pushJsonbValue(&state, WJB_END_ARRAY, NULL);
+	push_string(&state, WJB_KEY, "status");
+	push_string(&state, WJB_VALUE, rec->status);
+	push_string(&state, WJB_KEY, "at");
+	push_string(&state, WJB_VALUE, JsonEncodeDateTime(NULL, TimestampTzGetDatum(rec->at),
+													  TIMESTAMPTZOID, NULL));
+	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(res);
+}
+
+/*
+ * maybe_notify
+ *		Queues the wake-up notification at most once per transaction and
+ *		per userlife.notify_interval; PostgreSQL delivers it at commit and
+ *		drops it on rollback.
+ */
+static void
+maybe_notify(const char *partner)
+{
+	TimestampTz now;
+
+	if (!userlife_notify || notified_in_xact)
+		return;
+	now = GetCurrentTimestamp();
+	if (userlife_notify_interval_ms > 0 && last_notify_at != 0 &&
+		!TimestampDifferenceExceeds(last_notify_at, now, userlife_notify_interval_ms))
+		return;
+	Async_Notify("userlife_events", partner);
+	notified_in_xact = true;
+	last_notify_at = now;
+}
+
+/* append_audit: inserts the audit row and its event; SPI must be connected */
+static void
+append_audit(AuditRecord *rec, Datum user_id)
+{
+	Oid			argtypes[16] = {TIMESTAMPTZOID, TEXTOID, UUIDOID, TEXTOID, TEXTOID,
+		TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, JSONBOID, JSONBOID, XID8OID,
+	BYTEAOID, BYTEAOID, TEXTOID, JSONBOID};
+	Datum		values[16];
+	char		nulls[16];
+	int			rc;
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = TimestampTzGetDatum(rec->at);
+	values[1] = CStringGetTextDatum(rec->partner);
+	values[2] = user_id;
+	if (rec->external_id)
+		values[3] = CStringGetTextDatum(rec->external_id);
+	else
+		nulls[3] = 'n';
+	values[4] = CStringGetTextDatum(rec->action);
+	values[5] = CStringGetTextDatum(rec->db_role);
+	if (rec->actor)
+		values[6] = CStringGetTextDatum(rec->actor);
+	else
+		nulls[6] = 'n';
+	if (rec->reason)
+		values[7] = CStringGetTextDatum(rec->reason);
+	else
+		nulls[7] = 'n';
+	values[8] = changed_fields_array(rec);
+	values[9] = JsonbPGetDatum(rec->old_values);
+	values[10] = JsonbPGetDatum(rec->new_values);
+	values[11] = FullTransactionIdGetDatum(FullTransactionIdFromU64(rec->txid));
+	if (rec->has_prev)
+		values[12] = PointerGetDatum(hash_to_bytea(rec->prev_hash));
+	else
+		nulls[12] = 'n';
+	values[13] = PointerGetDatum(hash_to_bytea(rec->row_hash));
+	values[14] = CStringGetTextDatum(event_type_for(rec->action));
+	values[15] = JsonbPGetDatum(event_payload(rec));
+
+	rc = SPI_execute_plan(UserlifePreparePlan(&append_plan,
+											  "WITH a AS ("
+											  " INSERT INTO userlife.audit (at, partner, user_id, external_id, action,"
+											  "  db_role, actor, reason, changed_fields, old_values, new_values, txid,"
+											  "  prev_hash, row_hash)"
+											  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+											  " RETURNING audit_id) "
+											  "INSERT INTO userlife.events (at, partner, user_id, audit_id, event_type, payload) "
+											  "SELECT $1, $2, $3, a.audit_id, $15, $16 FROM a",
+											  16, argtypes),
+						  values, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "audit append failed: %s", SPI_result_code_string(rc));
+	maybe_notify(rec->partner);
+}
+
+/* fill_identity: the columns every audit row of this change shares */
+static void
+fill_identity(AuditRecord *rec, HeapTuple tup, TupleDesc desc, const char *action)
+{
+	bool		isnull;
+
+	rec->at = GetCurrentTransactionStartTimestamp();
+	rec->partner = col_text(tup, desc, COL_PARTNER);
+	rec->user_id = col_uuid(tup, desc, COL_USER_ID);
+	rec->external_id = col_text(tup, desc, COL_EXTERNAL_ID);
+	rec->action = action;
+	rec->db_role = GetUserNameFromId(CurrentWrite.active ? CurrentWrite.caller : GetUserId(), false);
+	if (CurrentWrite.active && CurrentWrite.actor != NULL)
+		rec->actor = CurrentWrite.actor;
+	else if (userlife_actor != NULL && userlife_actor[0] != '\0')
+		rec->actor = userlife_actor;
+	else
+		rec->actor = NULL;
+	rec->txid = U64FromFullTransactionId(GetTopFullTransactionId());
+	rec->status = UserStatusNames[UserlifeStatusFromDatum(col(tup, desc, COL_STATUS, &isnull))];
+	rec->nredacted = 0;
+	rec->redacted = NULL;
+}
+
+/*------------------------------------------------------------------------
+ * Triggers
+ *------------------------------------------------------------------------
+ */
+static TriggerData *
+check_trigger_call(FunctionCallInfo fcinfo, const char *name)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport_as_caller(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s can only be called as a trigger", name)));
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		ereport_as_caller(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s must be fired for each row", name)));
+	return trigdata;
+}
+
+/* infer_action: the audit action a change stands for, when the caller did not say */
+static const char *
+infer_action(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup, UserStatus from, UserStatus to)
+{
+	bool		n1,
+				n2;
+	int32		oc = DatumGetInt32(col(oldtup, desc, COL_ENROLLMENT_COUNT, &n1));
+	int32		nc = DatumGetInt32(col(newtup, desc, COL_ENROLLMENT_COUNT, &n2));
+
+	if (nc > oc)
+		return "reenroll";
+	if (from != USER_DELETED && to == USER_DELETED)
+		return "delete";
+	if (from == USER_DELETED && to != USER_DELETED)
+		return "restore";
+	if (from != to)
+		return "status";
+	if (DatumGetBool(col(oldtup, desc, COL_IS_FRAUDULENT, &n1)) !=
+		DatumGetBool(col(newtup, desc, COL_IS_FRAUDULENT, &n2)))
+		return "fraud_flag";
+	if (DatumGetBool(col(oldtup, desc, COL_LEGAL_HOLD, &n1)) !=
+		DatumGetBool(col(newtup, desc, COL_LEGAL_HOLD, &n2)))
+		return "legal_hold";
+	(void) col(oldtup, desc, COL_VERIFIED_AT, &n1);
+	(void) col(newtup, desc, COL_VERIFIED_AT, &n2);
+	if (n1 && !n2)
+		return "verify";
+	return "update";
+}
+
+static void
+refuse_identity_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup)
+{
+	static const TrackedColumn fixed[] = {COL_USER_ID, COL_PARTNER, COL_CREATED_AT};
+	int			i;
+
+	for (i = 0; i < (int) lengthof(fixed); i++)
+	{
+		bool		onull,
+					nnull;
+		Datum		o = col(oldtup, desc, fixed[i], &onull);
+		Datum		n = col(newtup, desc, fixed[i], &nnull);
+
+		if (!values_equal(desc, attnums[fixed[i]], o, onull, n, nnull))
+			ereport_as_caller(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("column \"%s\" of a user cannot be changed", column_names[fixed[i]])));
+	}
+}
+
+/*
+ * check_status_change
+ *		Enforces userlife.transitions (or, for 'deleted', the lifecycle
+ *		functions) and returns the reason to record for the change.
+ */
+static const char *
+check_status_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup,
+					UserStatus from, UserStatus to)
+{
+	const char *reason;
+	bool		requires_reason = false;
+
+	if (CurrentWrite.active)
+		reason = UserlifeEffectiveReason(CurrentWrite.reason);
+	else
+	{
+		bool		onull,
+					nnull;
+		Datum		o = col(oldtup, desc, COL_STATUS_REASON, &onull);
+		Datum		n = col(newtup, desc, COL_STATUS_REASON, &nnull);
+
+		if (!values_equal(desc, attnums[COL_STATUS_REASON], o, onull, n, nnull) && !nnull)
+			reason = UserlifeEffectiveReason(TextDatumGetCString(n));
+		else
+			reason = UserlifeEffectiveReason(NULL);
+	}
+
+	if (CurrentWrite.active && CurrentWrite.lifecycle_path)
+		return reason;
+	if (from == USER_DELETED || to == USER_DELETED)
+		ereport_as_caller(ERROR,
+				(errcode(ERRCODE_USERLIFE_TRANSITION),
+				 errmsg("status transition from %s to %s is not allowed",
+						UserStatusNames[from], UserStatusNames[to]),
+				 errdetail("A user enters status deleted only through delete_user and leaves it only through restore_user or re-enrollment."),
+				 to == USER_DELETED ? errhint("Use userlife.delete_user().") : 0));
+	if (!LifecycleTransitionAllowed(from, to, &requires_reason))
+		ereport_as_caller(ERROR,
+				(errcode(ERRCODE_USERLIFE_TRANSITION),
+				 errmsg("status transition from %s to %s is not allowed",
+						UserStatusNames[from], UserStatusNames[to]),
+				 errdetail("userlife.transitions has no rule from %s to %s.",
+						   UserStatusNames[from], UserStatusNames[to])));
+	if (requires_reason && reason == NULL)
+		ereport_as_caller(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a reason is required for the transition from %s to %s",
+						UserStatusNames[from], UserStatusNames[to]),
+				 errhint("Pass a reason or set userlife.reason.")));
+	return reason;
+}
+
+static HeapTuple
+guard_insert(TriggerData *trigdata, TupleDesc desc)
+{
+	HeapTuple	newtup = trigdata->tg_trigtuple;
+	int			cols[8];
+	Datum		values[8];
+	bool		nulls[8];
+	int			n = 0;
+	bool		isnull;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	UserStatus	status = UserlifeStatusFromDatum(col(newtup, desc, COL_STATUS, &isnull));
+	bool		lifecycle = CurrentWrite.active && CurrentWrite.lifecycle_path;
+
+	if (!lifecycle && status != USER_ACTIVE && status != USER_INACTIVE && status != USER_FLAGGED)
+		ereport_as_caller(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a new user cannot have status %s", UserStatusNames[status]),
+				 errdetail("New users are active, inactive or flagged.")));
+
+	(void) col(newtup, desc, COL_EXTERNAL_ID, &isnull);
+	if (isnull)
+	{
+		Datum		uid = col(newtup, desc, COL_USER_ID, &isnull);
+
+		cols[n] = attnums[COL_EXTERNAL_ID];
+		values[n] = CStringGetTextDatum(DatumGetCString(DirectFunctionCall1(uuid_out, uid)));
+		nulls[n++] = false;
+	}
+	cols[n] = attnums[COL_VERSION];
+	values[n] = Int64GetDatum(1);
+	nulls[n++] = false;
+	cols[n] = attnums[COL_CREATED_AT];
+	values[n] = TimestampTzGetDatum(now);
+	nulls[n++] = false;
+	cols[n] = attnums[COL_UPDATED_AT];
+	values[n] = TimestampTzGetDatum(now);
+	nulls[n++] = false;
+	cols[n] = attnums[COL_STATUS_CHANGED_AT];
+	values[n] = TimestampTzGetDatum(now);
+	nulls[n++] = false;
+	cols[n] = attnums[COL_AUDIT_HEAD];
+	values[n] = (Datum) 0;
+	nulls[n++] = true;
+	if (!lifecycle)
+	{
+		cols[n] = attnums[COL_ENROLLMENT_COUNT];
+		values[n] = Int32GetDatum(1);
+		nulls[n++] = false;
+	}
+	if (status != USER_SUSPENDED)
+	{
+		cols[n] = attnums[COL_SUSPENDED_UNTIL];
+		values[n] = (Datum) 0;
+		nulls[n++] = true;
+	}
+	return heap_modify_tuple_by_cols(newtup, desc, n, cols, values, nulls);
+}
+
+static HeapTuple
+guard_update(TriggerData *trigdata, TupleDesc desc)
+{
+	HeapTuple	oldtup = trigdata->tg_trigtuple;
+	HeapTuple	newtup = trigdata->tg_newtuple;
+	bool		isnull;
+	bool		onull,
+				nnull;
+	UserStatus	from = UserlifeStatusFromDatum(col(oldtup, desc, COL_STATUS, &isnull));
+	UserStatus	to = UserlifeStatusFromDatum(col(newtup, desc, COL_STATUS, &isnull));
+	bool		lifecycle = CurrentWrite.active && CurrentWrite.lifecycle_path;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	const char *status_reason = NULL;
+	AuditRecord rec;
+	int			cols[8];
+	Datum		values[8];
+	bool		nulls[8];
+	int			n = 0;
+	Datum		user_id;
+	HeapTuple	result;
+	Datum		o,
+				nv;
+
+	refuse_identity_change(desc, oldtup, newtup);
+
+	if (from != to)
+	{
+		status_reason = check_status_change(desc, oldtup, newtup, from, to);
+		cols[n] = attnums[COL_STATUS_REASON];
+		values[n] = status_reason ? CStringGetTextDatum(status_reason) : (Datum) 0;
+		nulls[n++] = (status_reason == NULL);
+		cols[n] = attnums[COL_STATUS_CHANGED_AT];
+		values[n] = TimestampTzGetDatum(now);
+		nulls[n++] = false;
+		if (to != USER_SUSPENDED)
+		{
+			cols[n] = attnums[COL_SUSPENDED_UNTIL];
+			values[n] = (Datum) 0;
+			nulls[n++] = true;
+		}
+	}
+
+	/* verified attributes are read-only once verified, until re-enrollment */
+	o = col(oldtup, desc, COL_VERIFIED_AT, &onull);
+	if (!onull && !lifecycle)
+	{
+		o = col(oldtup, desc, COL_VERIFIED_ATTRIBUTES, &onull);
+		nv = col(newtup, desc, COL_VERIFIED_ATTRIBUTES, &nnull);
+		if (!values_equal(desc, attnums[COL_VERIFIED_ATTRIBUTES], o, onull, nv, nnull))
+			ereport_as_caller(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("verified attributes cannot be changed"),
+					 errdetail("The user was verified; its verified attributes stay as recorded until re-enrollment.")));
+	}
+
+	if (n > 0)
+		newtup = heap_modify_tuple_by_cols(newtup, desc, n, cols, values, nulls);
+
+	memset(&rec, 0, sizeof(rec));
+	if (diff_rows(&rec, desc, oldtup, newtup) == 0)
+		return NULL;			/* nothing changed: suppress the update */
+
+	fill_identity(&rec, newtup, desc,
+				  (CurrentWrite.active && CurrentWrite.action) ? CurrentWrite.action :
+				  infer_action(desc, oldtup, newtup, from, to));
+	if (from != to)
+		rec.reason = status_reason;
+	else
+		rec.reason = UserlifeEffectiveReason(CurrentWrite.active ? CurrentWrite.reason : NULL);
+
+	user_id = col(oldtup, desc, COL_USER_ID, &isnull);
+	o = col(oldtup, desc, COL_AUDIT_HEAD, &onull);
+	UserlifeSpiConnect();
+	if (onull || !bytea_to_hash(o, rec.prev_hash))
+		load_chain_head(&rec, user_id);
+	else
+		rec.has_prev = true;
+	compute_row_hash(&rec);
+	append_audit(&rec, user_id);
+	UserlifeSpiFinish();
+
+	n = 0;
+	cols[n] = attnums[COL_VERSION];
+	values[n] = Int64GetDatum(DatumGetInt64(col(oldtup, desc, COL_VERSION, &isnull)) + 1);
+	nulls[n++] = false;
+	cols[n] = attnums[COL_UPDATED_AT];
+	values[n] = TimestampTzGetDatum(now);
+	nulls[n++] = false;
+	cols[n] = attnums[COL_AUDIT_HEAD];
+	values[n] = PointerGetDatum(hash_to_bytea(rec.row_hash));
+	nulls[n++] = false;
+	result = heap_modify_tuple_by_cols(newtup, desc, n, cols, values, nulls);
+	return result;
+}
+
+static HeapTuple
+guard_delete(TriggerData *trigdata, TupleDesc desc)
+{
+	HeapTuple	oldtup = trigdata->tg_trigtuple;
+	AuditRecord rec;
+	bool		isnull;
+	bool		hnull;
+	Datum		user_id;
+	Datum		head;
+
+	if (DatumGetBool(col(oldtup, desc, COL_LEGAL_HOLD, &isnull)))
+		ereport_as_caller(ERROR,
+				(errcode(ERRCODE_USERLIFE_LEGAL_HOLD),
+				 errmsg("user is under legal hold"),
+				 errdetail("A user under legal hold cannot be purged or erased."),
+				 errhint("Release the hold with userlife.set_legal_hold() first.")));
+
+	memset(&rec, 0, sizeof(rec));
+	fill_identity(&rec, oldtup, desc,
+				  (CurrentWrite.active && CurrentWrite.action) ? CurrentWrite.action : "erase");
+	rec.reason = UserlifeEffectiveReason(CurrentWrite.active ? CurrentWrite.reason : NULL);
+	rec.nchanged = 0;
+	rec.old_values = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	rec.new_values = rec.old_values;
+
+	user_id = col(oldtup, desc, COL_USER_ID, &isnull);
+	head = col(oldtup, desc, COL_AUDIT_HEAD, &hnull);
+	UserlifeSpiConnect();
+	if (hnull || !bytea_to_hash(head, rec.prev_hash))
+		load_chain_head(&rec, user_id);
+	else
+		rec.has_prev = true;
+	compute_row_hash(&rec);
+	append_audit(&rec, user_id);
+	UserlifeSpiFinish();
+	return oldtup;
+}
+
+/*
+ * users_guard: BEFORE ROW trigger on userlife.users for INSERT, UPDATE and
+ * DELETE.  Returns the row to write, or NULL to skip an update that
+ * changes nothing.
+ */
+Datum
+userlife_users_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = check_trigger_call(fcinfo, "userlife.users_guard");
+	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
+	HeapTuple	result;
+
+	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event))
+		elog(ERROR, "userlife.users_guard must be fired before the change");
+	load_attnums(trigdata->tg_relation);
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		result = guard_insert(trigdata, desc);
+	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		result = guard_update(trigdata, desc);
+	else
+		result = guard_delete(trigdata, desc);
+	return PointerGetDatum(result);
+}
+
+/* users_audit_insert: AFTER INSERT trigger writing the registration's audit row */
+Datum
+userlife_users_audit_insert(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = check_trigger_call(fcinfo, "userlife.users_audit_insert");
+	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
+	HeapTuple	newtup = trigdata->tg_trigtuple;
+	AuditRecord rec;
+	bool		isnull;
+	Datum		user_id;
+	bool		reenroll;
+
+	load_attnums(trigdata->tg_relation);
+	reenroll = CurrentWrite.active && CurrentWrite.action &&
+		strcmp(CurrentWrite.action, "reenroll") == 0;
+	memset(&rec, 0, sizeof(rec));
+	diff_rows(&rec, desc, NULL, newtup);
+	fill_identity(&rec, newtup, desc, reenroll ? "reenroll" : "register");
+	rec.reason = UserlifeEffectiveReason(CurrentWrite.active ? CurrentWrite.reason : NULL);
+	user_id = col(newtup, desc, COL_USER_ID, &isnull);
+
+	UserlifeSpiConnect();
+	/* a re-enrolled tombstone keeps its user_id, so its chain goes on */
+	if (reenroll)
+		load_chain_head(&rec, user_id);
+	compute_row_hash(&rec);
+	append_audit(&rec, user_id);
+	UserlifeSpiFinish();
+	return PointerGetDatum(NULL);
+}
+
+/*------------------------------------------------------------------------
+ * Reading the audit
+ *------------------------------------------------------------------------
+ */
+
+/*
+ * find_user_id
+ *		The user_id of (partner, external_id): from users, else from the
+ *		tombstone of a purged user.  Raises P0002 when neither exists.
+ */
+static Datum
+find_user_id(const char *partner, const char *external_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	bool		isnull;
+	int			rc;
+
+	values[0] = CStringGetTextDatum(partner);
+	values[1] = CStringGetTextDatum(external_id);
+	rc = SPI_execute_plan(UserlifePreparePlan(&plan,
+											  "SELECT u.user_id FROM userlife.users u "
+											  "WHERE u.partner = $1 AND u.external_id = $2 "
+											  "UNION ALL "
+											  "SELECT t.user_id FROM userlife.tombstones t "
+											  "WHERE t.partner = $1 "
+											  "AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8')) "
+											  "LIMIT 1",
+											  2, argtypes),
+						  values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "user lookup failed");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("user \"%s\" of partner \"%s\" does not exist", external_id, partner)));
+	return SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
+							 false, 16);
+}
+
+/* user_history(partner, external_id): the user's audit rows, oldest first */
+Datum
+userlife_user_history(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	AccessScope scope;
+	Oid			argtypes[1] = {UUIDOID};
+	Datum		values[1];
+	uint64		i;
+	int			rc;
+
+	UserlifeCheckPartnerId(partner);
+	InitMaterializedSRF(fcinfo, 0);
+	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	values[0] = find_user_id(partner, external_id);
+	rc = SPI_execute_plan(UserlifePreparePlan(&plan,
+											  "SELECT a FROM userlife.audit a WHERE a.user_id = $1 ORDER BY a.audit_id",
+											  1, argtypes),
+						  values, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "audit lookup failed");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		HeapTupleHeader td = DatumGetHeapTupleHeader(SPI_getbinval(SPI_tuptable->vals[i],
+																	SPI_tuptable->tupdesc, 1, &isnull));
+		HeapTupleData tuple;
+
+		tuple.t_len = HeapTupleHeaderGetDatumLength(td);
+		ItemPointerSetInvalid(&tuple.t_self);
+		tuple.t_tableOid = InvalidOid;
+		tuple.t_data = td;
+		tuplestore_puttuple(rsinfo->setResult, &tuple);
+	}
+	AccessLeave(&scope);
+	return (Datum) 0;
+}
+
+/*
+ * verify_audit(partner, external_id): true when every audit row of the
+ * user links to its predecessor, hashes to its row_hash, and the newest
+ * one is the chain head kept on the user's row.
+ */
+Datum
+userlife_verify_audit(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr head_of_user_plan = NULL;
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	AccessScope scope;
+	Oid			argtypes[1] = {UUIDOID};
+	Datum		values[1];
+	uint64		i;
+	int			rc;
+	bool		ok = true;
+	bool		have_prev = false;
+	uint8		prev[HASH_LEN];
+
+	UserlifeCheckPartnerId(partner);
+	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	values[0] = find_user_id(partner, external_id);
+	rc = SPI_execute_plan(UserlifePreparePlan(&plan,
+											  "SELECT a.at, a.partner, a.user_id::pg_catalog.text, a.action, a.db_role,"
+											  " a.actor, a.reason, a.changed_fields, a.old_values, a.new_values,"
+											  " a.txid::pg_catalog.text::pg_catalog.int8, a.prev_hash, a.row_hash,"
+											  " a.redacted_fields "
+											  "FROM userlife.audit a WHERE a.user_id = $1 ORDER BY a.audit_id",
+											  1, argtypes),
+						  values, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "audit lookup failed");
+	if (SPI_processed == 0)
+		ok = false;
+	for (i = 0; ok && i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		AuditRecord rec;
+		bool		isnull;
+		Datum		d;
+		Datum	   *elems;
+		bool	   *enulls;
+		int			nelems;
+		int			k;
+		uint8		stored[HASH_LEN];
+
+		memset(&rec, 0, sizeof(rec));
+		rec.at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 1, &isnull));
+		rec.partner = SPI_getvalue(tup, desc, 2);
+		rec.user_id = SPI_getvalue(tup, desc, 3);
+		rec.action = SPI_getvalue(tup, desc, 4);
+		rec.db_role = SPI_getvalue(tup, desc, 5);
+		rec.actor = SPI_getvalue(tup, desc, 6);
+		rec.reason = SPI_getvalue(tup, desc, 7);
+		d = SPI_getbinval(tup, desc, 8, &isnull);
+		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &enulls, &nelems);
+		if (nelems > NUM_TRACKED)
+		{
+			ok = false;
+			break;
+		}
+		for (k = 0; k < nelems; k++)
+			rec.changed[k] = enulls[k] ? "" : TextDatumGetCString(elems[k]);
+		rec.nchanged = nelems;
+		rec.old_values = DatumGetJsonbP(SPI_getbinval(tup, desc, 9, &isnull));
+		rec.new_values = DatumGetJsonbP(SPI_getbinval(tup, desc, 10, &isnull));
+		rec.txid = (uint64) DatumGetInt64(SPI_getbinval(tup, desc, 11, &isnull));
+		d = SPI_getbinval(tup, desc, 12, &isnull);
+		rec.has_prev = !isnull;
+		if (!isnull && !bytea_to_hash(d, rec.prev_hash))
+			ok = false;
+		d = SPI_getbinval(tup, desc, 14, &isnull);
+		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &enulls, &nelems);
+		rec.redacted = palloc(sizeof(char *) * (nelems + 1));
+		for (k = 0; k < nelems; k++)
+			rec.redacted[k] = enulls[k] ? "" : TextDatumGetCString(elems[k]);
+		rec.nredacted = nelems;
+
+		/* the link: first row has no predecessor, every other row its predecessor's hash */
+		if (rec.has_prev != have_prev ||
+			(have_prev && memcmp(rec.prev_hash, prev, HASH_LEN) != 0))
+			ok = false;
+		d = SPI_getbinval(tup, desc, 13, &isnull);
+		if (isnull || !bytea_to_hash(d, stored))
+			ok = false;
+		if (ok)
+		{
+			compute_row_hash(&rec);
+			if (memcmp(rec.row_hash, stored, HASH_LEN) != 0)
+				ok = false;
+		}
+		memcpy(prev, stored, HASH_LEN);
+		have_prev = true;
+	}
+
+	/* the newest row must be the head the user's row points at */
+	if (ok)
+	{
+		bool		isnull;
+		Datum		head;
+
+		rc = SPI_execute_plan(UserlifePreparePlan(&head_of_user_plan,
+												  "SELECT u.audit_head FROM userlife.users u WHERE u.user_id = $1",
+												  1, argtypes),
+							  values, NULL, true, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "chain head lookup failed");
+		if (SPI_processed == 1)
+		{
+			head = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			if (!isnull)
+			{
+				uint8		h[HASH_LEN];
+
+				if (!bytea_to_hash(head, h) || memcmp(h, prev, HASH_LEN) != 0)
+					ok = false;
+			}
+		}
+	}
+	AccessLeave(&scope);
+	PG_RETURN_BOOL(ok);
+}

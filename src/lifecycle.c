@@ -1,0 +1,1278 @@
+/*-------------------------------------------------------------------------
+ *
+ * lifecycle.c
+ *		Partners, registration and re-enrollment, profile updates,
+ *		verification, the status machine, the fraud flag, soft deletion and
+ *		restore, and jobs.
+ *
+ * Every function: checks its arguments (22004/22023), enters through
+ * AccessEnter (role, partner binding, switch to the extension owner),
+ * announces its write with UserlifeBeginWrite so the users triggers audit
+ * it with the right action, reason and db_role, and writes with prepared
+ * statements kept for the life of the backend.  Rows are locked with
+ * FOR NO KEY UPDATE before they are judged, so two sessions changing one
+ * user serialize and each sees the other's result.
+ *
+ * The transition rules are cached per backend in a 6x6 matrix; a statement
+ * trigger on userlife.transitions sends a relcache invalidation, and the
+ * callback drops the cache, so an edit applies to every new transaction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <string.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "userlife.h"
+
+PG_FUNCTION_INFO_V1(userlife_transitions_changed);
+PG_FUNCTION_INFO_V1(userlife_create_partner);
+PG_FUNCTION_INFO_V1(userlife_set_retention);
+PG_FUNCTION_INFO_V1(userlife_register_user);
+PG_FUNCTION_INFO_V1(userlife_allow_reenroll);
+PG_FUNCTION_INFO_V1(userlife_get_user);
+PG_FUNCTION_INFO_V1(userlife_update_user);
+PG_FUNCTION_INFO_V1(userlife_mark_verified);
+PG_FUNCTION_INFO_V1(userlife_set_status);
+PG_FUNCTION_INFO_V1(userlife_enable_user);
+PG_FUNCTION_INFO_V1(userlife_disable_user);
+PG_FUNCTION_INFO_V1(userlife_set_fraud_flag);
+PG_FUNCTION_INFO_V1(userlife_delete_user);
+PG_FUNCTION_INFO_V1(userlife_delete_users);
+PG_FUNCTION_INFO_V1(userlife_restore_user);
+PG_FUNCTION_INFO_V1(userlife_record_job);
+
+/* transition rule cache */
+static bool rules_valid = false;
+static Oid	rules_relid = InvalidOid;
+static bool rule_allowed[USER_STATUS_COUNT][USER_STATUS_COUNT];
+static bool rule_reason[USER_STATUS_COUNT][USER_STATUS_COUNT];
+
+/* the columns fetch_user reads, by position */
+enum
+{
+	F_ROW = 1,
+	F_USER_ID,
+	F_STATUS,
+	F_IS_FRAUDULENT,
+	F_ALLOW_NEW_ENROLL,
+	F_VERIFIED,
+	F_VERSION,
+	F_PURGE_AFTER,
+	F_METADATA
+};
+
+#define FETCH_COLUMNS \
+	"SELECT u, u.user_id, u.status::pg_catalog.text, u.is_fraudulent, u.allow_new_enroll," \
+	" u.verified_at IS NOT NULL, u.version, u.purge_after, u.metadata " \
+	"FROM userlife.users u WHERE u.partner = $1 AND u.external_id = $2"
+
+typedef enum RowLock
+{
+	LOCK_NONE,
+	LOCK_SHARE,
+	LOCK_UPDATE
+} RowLock;
+
+typedef struct UserRow
+{
+	Datum		row;			/* composite userlife.users, in SPI memory */
+	Datum		user_id;
+	UserStatus	status;
+	bool		is_fraudulent;
+	bool		allow_new_enroll;
+	bool		verified;
+	int64		version;
+	bool		purge_after_null;
+	TimestampTz purge_after;
+	Jsonb	   *metadata;
+} UserRow;
+
+static void reset_rules(Datum arg, Oid relid);
+
+void
+LifecycleInit(void)
+{
+	CacheRegisterRelcacheCallback(reset_rules, (Datum) 0);
+}
+
+static void
+reset_rules(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == rules_relid)
+		rules_valid = false;
+}
+
+static UserStatus
+status_from_text(const char *s)
+{
+	int			i;
+
+	for (i = 0; i < USER_STATUS_COUNT; i++)
+		if (strcmp(UserStatusNames[i], s) == 0)
+			return (UserStatus) i;
+	elog(ERROR, "unknown user status \"%s\"", s);
+	return USER_ACTIVE;			/* keep compiler quiet */
+}
+
+static void
+load_rules(void)
+{
+	static SPIPlanPtr plan = NULL;
+	uint64		i;
+	int			rc;
+
+	UserlifeSpiConnect();
+	rc = SPI_execute_plan(UserlifePreparePlan(&plan,
+											  "SELECT t.from_status::pg_catalog.text, t.to_status::pg_catalog.text,"
+											  " t.requires_reason FROM userlife.transitions t",
+											  0, NULL),
+						  NULL, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read userlife.transitions");
+	memset(rule_allowed, 0, sizeof(rule_allowed));
+	memset(rule_reason, 0, sizeof(rule_reason));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		bool		isnull;
+		UserStatus	from = status_from_text(SPI_getvalue(tup, SPI_tuptable->tupdesc, 1));
+		UserStatus	to = status_from_text(SPI_getvalue(tup, SPI_tuptable->tupdesc, 2));
+
+		rule_allowed[from][to] = true;
+		rule_reason[from][to] = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
+	}
+	UserlifeSpiFinish();
+	rules_relid = UserlifeTransitionsRelid();
+	rules_valid = true;
+}
+
+/*
+ * LifecycleTransitionAllowed
+ *		Whether userlife.transitions allows from -> to, and whether it needs
+ *		a reason.  Reads the cached rules, loading them when invalidated.
+ */
+bool
+LifecycleTransitionAllowed(UserStatus from, UserStatus to, bool *requires_reason)
+{
+	if (!rules_valid)
+		load_rules();
+	*requires_reason = rule_reason[from][to];
+	return rule_allowed[from][to];
+}
+
+/*
+ * transitions_changed: trigger on userlife.transitions.  Per statement it
+ * invalidates every backend's rule cache; per row (BEFORE INSERT) it turns
+ * the insert of an existing rule into an update of its requires_reason, so
+ * that restoring a dump over the default rules works.
+ */
+Datum
+userlife_transitions_changed(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr merge_plan = NULL;
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	tup;
+	Datum		values[3];
+	bool		isnull;
+	Oid			argtypes[3];
+	int			rc;
+	int			i;
+	uint64		merged;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("userlife.transitions_changed can only be called as a trigger")));
+	if (TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
+	{
+		CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+		return PointerGetDatum(NULL);
+	}
+	if (!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event))
+		elog(ERROR, "userlife.transitions_changed fired for an unexpected event");
+
+	desc = RelationGetDescr(trigdata->tg_relation);
+	tup = trigdata->tg_trigtuple;
+	for (i = 0; i < 3; i++)
+	{
+		values[i] = heap_getattr(tup, i + 1, desc, &isnull);
+		if (isnull)
+			return PointerGetDatum(tup);	/* NOT NULL will refuse it */
+		argtypes[i] = TupleDescAttr(desc, i)->atttypid;
+	}
+	UserlifeSpiConnect();
+	rc = SPI_execute_plan(UserlifePreparePlan(&merge_plan,
+											  "UPDATE userlife.transitions t SET requires_reason = $3 "
+											  "WHERE t.from_status = $1 AND t.to_status = $2",
+											  3, argtypes),
+						  values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "transition rule merge failed");
+	merged = SPI_processed;
+	UserlifeSpiFinish();
+	return PointerGetDatum(merged > 0 ? NULL : tup);
+}
+
+/*------------------------------------------------------------------------
+ * Shared helpers
+ *------------------------------------------------------------------------
+ */
+
+/* exec_plan: runs a kept plan and checks its result code */
+static void
+exec_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
+		  Datum *values, const char *nulls, bool read_only, long count, int expected)
+{
+	int			rc = SPI_execute_plan(UserlifePreparePlan(cache, sql, nargs, argtypes),
+									  values, nulls, read_only, count);
+
+	if (rc != expected)
+		elog(ERROR, "statement failed (%s): %s", SPI_result_code_string(rc), sql);
+}
+
+/* first_column: column 1 of the first result row, copied out of SPI memory */
+static Datum
+first_column(void)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+	if (isnull)
+		elog(ERROR, "unexpected null result");
+	return SPI_datumTransfer(d, false, -1);
+}
+
+/* partner_exists: raises P0002 unless the partner exists */
+static void
+require_partner(const char *partner)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+
+	values[0] = CStringGetTextDatum(partner);
+	exec_plan(&plan, "SELECT 1 FROM userlife.partners p WHERE p.partner = $1",
+			  1, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("partner \"%s\" does not exist", partner)));
+}
+
+static void
+user_not_found(const char *partner, const char *external_id)
+{
+	require_partner(partner);
+	ereport(ERROR,
+			(errcode(ERRCODE_NO_DATA_FOUND),
+			 errmsg("user \"%s\" of partner \"%s\" does not exist", external_id, partner)));
+}
+
+/*
+ * fetch_user
+ *		Reads (and with LOCK_* locks) the user; returns false when there is
+ *		none.  The row stays in SPI memory.
+ */
+static bool
+fetch_user(const char *partner, const char *external_id, RowLock lock, UserRow *u)
+{
+	static SPIPlanPtr plans[3] = {NULL, NULL, NULL};
+	static const char *const sql[3] = {
+		FETCH_COLUMNS,
+		FETCH_COLUMNS " FOR SHARE",
+		FETCH_COLUMNS " FOR NO KEY UPDATE"
+	};
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(partner);
+	values[1] = CStringGetTextDatum(external_id);
+	exec_plan(&plans[lock], sql[lock], 2, argtypes, values, NULL, lock == LOCK_NONE, 1,
+			  SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return false;
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	u->row = SPI_getbinval(tup, desc, F_ROW, &isnull);
+	u->user_id = SPI_getbinval(tup, desc, F_USER_ID, &isnull);
+	u->status = status_from_text(SPI_getvalue(tup, desc, F_STATUS));
+	u->is_fraudulent = DatumGetBool(SPI_getbinval(tup, desc, F_IS_FRAUDULENT, &isnull));
+	u->allow_new_enroll = DatumGetBool(SPI_getbinval(tup, desc, F_ALLOW_NEW_ENROLL, &isnull));
+	u->verified = DatumGetBool(SPI_getbinval(tup, desc, F_VERIFIED, &isnull));
+	u->version = DatumGetInt64(SPI_getbinval(tup, desc, F_VERSION, &isnull));
+	u->purge_after = DatumGetTimestampTz(SPI_getbinval(tup, desc, F_PURGE_AFTER, &u->purge_after_null));
+	u->metadata = DatumGetJsonbP(SPI_getbinval(tup, desc, F_METADATA, &isnull));
+	return true;
+}
+
+static void
+require_user(const char *partner, const char *external_id, RowLock lock, UserRow *u)
+{
+	if (!fetch_user(partner, external_id, lock, u))
+		user_not_found(partner, external_id);
+}
+
+/* require_email_free: 23505 when another live user of the partner has the address */
+static void
+require_email_free(const char *partner, const char *email, Datum self, bool has_self)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, UUIDOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+
+	values[0] = CStringGetTextDatum(partner);
+	values[1] = CStringGetTextDatum(email);
+	values[2] = self;
+	if (!has_self)
+		nulls[2] = 'n';
+	exec_plan(&plan,
+			  "SELECT 1 FROM userlife.users u WHERE u.partner = $1"
+			  " AND pg_catalog.lower(u.email) = pg_catalog.lower($2)"
+			  " AND u.email IS NOT NULL AND u.status <> 'deleted'"
+			  " AND u.user_id IS DISTINCT FROM $3 LIMIT 1",
+			  3, argtypes, values, nulls, true, 1, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("email address is already used by another user of partner \"%s\"", partner)));
+}
+
+static void
+check_metadata(Jsonb *metadata, const char *argname)
+{
+	if (!JB_ROOT_IS_OBJECT(metadata))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a JSON object", argname)));
+}
+
+static void
+check_tags(ArrayType *tags)
+{
+	if (ARR_NDIM(tags) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tags must be a one-dimensional array")));
+	if (array_contains_nulls(tags))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tags must not contain null elements")));
+}
+
+/*
+ * finish_user_result
+ *		Leaves SPI and the owner's identity and returns the user row, which
+ *		must already live outside SPI memory.
+ */
+static Datum
+finish_user_result(AccessScope *scope, Datum row)
+{
+	UserlifeEndWrite();
+	AccessLeave(scope);
+	return row;
+}
+
+/*
+ * run_user_update
+ *		Runs an UPDATE ... RETURNING u and returns the new row copied out of
+ *		SPI memory, or (Datum) 0 when the statement changed nothing (no row
+ *		matched, or the trigger found nothing to change).
+ */
+static Datum
+run_user_update(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
+				Datum *values, const char *nulls)
+{
+	exec_plan(cache, sql, nargs, argtypes, values, nulls, false, 0, SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed == 0)
+		return (Datum) 0;
+	return first_column();
+}
+
+/*------------------------------------------------------------------------
+ * Partners
+ *------------------------------------------------------------------------
+ */
+static void
+check_retention(Interval *retention)
+{
+	Interval	zero = {0, 0, 0};
+
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(retention),
+										  IntervalPGetDatum(&zero))) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("retention must be a positive interval")));
+}
+
+/* create_partner(partner, display_name, retention): registers a partner */
+Datum
+userlife_create_partner(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	AccessScope scope;
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, INTERVALOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	Datum		result;
+
+	UserlifeCheckPartnerId(partner);
+	if (!PG_ARGISNULL(2))
+		check_retention(PG_GETARG_INTERVAL_P(2));
+	AccessEnter(&scope, ACCESS_OWNER, NULL);
+	values[0] = CStringGetTextDatum(partner);
+	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	values[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+	exec_plan(&plan,
+			  "INSERT INTO userlife.partners AS p (partner, display_name, retention) "
+			  "VALUES ($1, $2, coalesce($3, coalesce(nullif(pg_catalog.current_setting("
+			  "'userlife.default_retention', true), ''), '30 days')::pg_catalog.interval)) "
+			  "ON CONFLICT (partner) DO NOTHING RETURNING p",
+			  3, argtypes, values, nulls, false, 0, SPI_OK_INSERT_RETURNING);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("partner \"%s\" already exists", partner)));
+	result = first_column();
+	AccessLeave(&scope);
+	return result;
+}
+
+/* set_retention(partner, retention): how long deleted users are kept */
+Datum
+userlife_set_retention(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	AccessScope scope;
+	Oid			argtypes[2] = {TEXTOID, INTERVALOID};
+	Datum		values[2];
+	Datum		result;
+
+	UserlifeRequireArg(fcinfo, 1, "retention");
+	UserlifeCheckPartnerId(partner);
+	check_retention(PG_GETARG_INTERVAL_P(1));
+	AccessEnter(&scope, ACCESS_OWNER, NULL);
+	values[0] = CStringGetTextDatum(partner);
+	values[1] = PG_GETARG_DATUM(1);
+	exec_plan(&plan,
+			  "UPDATE userlife.partners AS p SET retention = $2 WHERE p.partner = $1 RETURNING p",
+			  2, argtypes, values, NULL, false, 0, SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("partner \"%s\" does not exist", partner)));
+	result = first_column();
+	AccessLeave(&scope);
+	return result;
+}
+
+/*------------------------------------------------------------------------
+ * Registration and re-enrollment
+ *------------------------------------------------------------------------
+ */
+
+/* lookup_tombstone: a purged user's remains, locked; false if none */
+static bool
+lookup_tombstone(const char *partner, const char *external_id, Datum *user_id,
+				 int32 *enrollment_count, bool *allowed)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	bool		isnull;
+	HeapTuple	tup;
+
+	values[0] = CStringGetTextDatum(partner);
+	values[1] = CStringGetTextDatum(external_id);
+	exec_plan(&plan,
+			  "SELECT t.user_id, t.enrollment_count, t.allow_new_enroll FROM userlife.tombstones t "
+			  "WHERE t.partner = $1 AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8')) "
+			  "FOR UPDATE",
+			  2, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return false;
+	tup = SPI_tuptable->vals[0];
+	*user_id = SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull);
+	*enrollment_count = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+	*allowed = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
+	return true;
+}
+
+static void
+refuse_reenroll(const char *partner, const char *external_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("user \"%s\" of partner \"%s\" already exists", external_id, partner),
+			 errhint("To enroll this external_id again, call userlife.allow_reenroll() first.")));
+}
+
+/*
+ * register_user(partner, external_id, display_name, email, metadata, tags,
+ * status): a new user, or the re-enrollment of an allowed external_id.
+ */
+Datum
+userlife_register_user(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr insert_plan = NULL;
+	static SPIPlanPtr reenroll_plan = NULL;
+	static SPIPlanPtr drop_tombstone_plan = NULL;
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	char	   *external_id = UserlifeOptionalText(fcinfo, 1);
+	char	   *email = UserlifeOptionalText(fcinfo, 3);
+	Jsonb	   *metadata = NULL;
+	UserStatus	status = USER_ACTIVE;
+	AccessScope scope;
+	UserRow		u;
+	Datum		result;
+	Oid			argtypes[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID,
+	TEXTOID, UUIDOID};
+	Datum		values[9];
+	char		nulls[9];
+	Datum		tomb_user_id = (Datum) 0;
+	int32		tomb_count = 0;
+	bool		tomb_allowed = false;
+	bool		from_tombstone = false;
+
+	UserlifeCheckPartnerId(partner);
+	if (external_id != NULL)
+		UserlifeCheckExternalId(external_id);
+	if (email != NULL)
+		UserlifeCheckEmail(email);
+	if (!PG_ARGISNULL(4))
+	{
+		metadata = PG_GETARG_JSONB_P(4);
+		check_metadata(metadata, "metadata");
+	}
+	if (!PG_ARGISNULL(5))
+		check_tags(PG_GETARG_ARRAYTYPE_P(5));
+	if (!PG_ARGISNULL(6))
+	{
+		status = UserlifeStatusFromDatum(PG_GETARG_DATUM(6));
+		if (status != USER_ACTIVE && status != USER_INACTIVE && status != USER_FLAGGED)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a new user cannot have status %s", UserStatusNames[status]),
+					 errdetail("New users are active, inactive or flagged.")));
+	}
+
+	AccessEnter(&scope, ACCESS_DEVELOPER, partner);
+	require_partner(partner);
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = CStringGetTextDatum(partner);
+	values[1] = external_id ? CStringGetTextDatum(external_id) : (Datum) 0;
+	nulls[1] = external_id ? ' ' : 'n';
+	values[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+	values[3] = email ? CStringGetTextDatum(email) : (Datum) 0;
+	nulls[3] = email ? ' ' : 'n';
+	values[4] = metadata ? JsonbPGetDatum(metadata) :
+		DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+	values[5] = PG_ARGISNULL(5) ? PointerGetDatum(construct_empty_array(TEXTOID)) : PG_GETARG_DATUM(5);
+	values[6] = CStringGetTextDatum(UserStatusNames[status]);
+
+	if (external_id != NULL && fetch_user(partner, external_id, LOCK_UPDATE, &u))
+	{
+		/* an existing user: re-enroll only when allowed, then reset the permission */
+		if (!u.allow_new_enroll)
+			refuse_reenroll(partner, external_id);
+		if (email != NULL)
+			require_email_free(partner, email, u.user_id, true);
+		values[7] = u.user_id;
+		UserlifeBeginWrite(scope.caller, NULL, "reenroll");
+		CurrentWrite.lifecycle_path = true;
+		result = run_user_update(&reenroll_plan,
+								 "UPDATE userlife.users u SET display_name = $3, email = $4,"
+								 " metadata = $5, tags = $6, status = 'active', suspended_until = NULL,"
+								 " enrollment_count = u.enrollment_count + 1, verified_at = NULL,"
+								 " verified_attributes = NULL, deleted_at = NULL, purge_after = NULL,"
+								 " allow_new_enroll = false "
+								 "WHERE u.user_id = $8 AND u.partner = $1 AND u.external_id = $2 "
+								 "RETURNING u",
+								 8, argtypes, values, nulls);
+		if (result == (Datum) 0)
+			elog(ERROR, "re-enrollment changed no row");
+		PG_RETURN_DATUM(finish_user_result(&scope, result));
+	}
+
+	if (external_id != NULL &&
+		lookup_tombstone(partner, external_id, &tomb_user_id, &tomb_count, &tomb_allowed))
+	{
+		Oid			dargtypes[2] = {TEXTOID, UUIDOID};
+		Datum		dvalues[2];
+
+		if (!tomb_allowed)
+			refuse_reenroll(partner, external_id);
+		from_tombstone = true;
+		dvalues[0] = values[0];
+		dvalues[1] = tomb_user_id;
+		exec_plan(&drop_tombstone_plan,
+				  "DELETE FROM userlife.tombstones t WHERE t.partner = $1 AND t.user_id = $2",
+				  2, dargtypes, dvalues, NULL, false, 0, SPI_OK_DELETE);
+	}
+
+	if (email != NULL)
+		require_email_free(partner, email, (Datum) 0, false);
+
+	values[7] = from_tombstone ? tomb_user_id : (Datum) 0;
+	nulls[7] = from_tombstone ? ' ' : 'n';
+	values[8] = Int32GetDatum(from_tombstone ? tomb_count + 1 : 1);
+	if (from_tombstone)
+	{
+		values[6] = CStringGetTextDatum("active");
+		UserlifeBeginWrite(scope.caller, NULL, "reenroll");
+		CurrentWrite.lifecycle_path = true;
+	}
+	else
+		UserlifeBeginWrite(scope.caller, NULL, NULL);
+	{
+		Oid			iargtypes[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID,
+		TEXTOID, UUIDOID, INT4OID};
+
+		exec_plan(&insert_plan,
+				  "INSERT INTO userlife.users AS u (user_id, partner, external_id, display_name, email,"
+				  " metadata, tags, status, enrollment_count) "
+				  "VALUES (coalesce($8, pg_catalog.gen_random_uuid()), $1, $2, $3, $4, $5, $6,"
+				  " $7::userlife.user_status, $9) RETURNING u",
+				  9, iargtypes, values, nulls, false, 0, SPI_OK_INSERT_RETURNING);
+	}
+	result = first_column();
+	PG_RETURN_DATUM(finish_user_result(&scope, result));
+}
+
+/*
+ * allow_reenroll(partner, external_id, allow, reason): sets the one-shot
+ * re-enrollment permission of a user, or of a purged user's tombstone.
+ */
+Datum
+userlife_allow_reenroll(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr user_plan = NULL;
+	static SPIPlanPtr tomb_plan = NULL;
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	bool		allow = PG_ARGISNULL(2) ? true : PG_GETARG_BOOL(2);
+	char	   *reason = UserlifeOptionalText(fcinfo, 3);
+	AccessScope scope;
+	UserRow		u;
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, BOOLOID};
+	Datum		values[3];
+
+	UserlifeCheckPartnerId(partner);
+	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	values[0] = CStringGetTextDatum(partner);
+	values[1] = CStringGetTextDatum(external_id);
+	values[2] = BoolGetDatum(allow);
+	if (fetch_user(partner, external_id, LOCK_UPDATE, &u))
+	{
+		UserlifeBeginWrite(scope.caller, reason, NULL);
+		(void) run_user_update(&user_plan,
+							   "UPDATE userlife.users u SET allow_new_enroll = $3 "
+							   "WHERE u.partner = $1 AND u.external_id = $2 RETURNING u",
+							   3, argtypes, values, NULL);
+		UserlifeEndWrite();
+	}
+	else
+	{
+		exec_plan(&tomb_plan,
+				  "UPDATE userlife.tombstones t SET allow_new_enroll = $3 WHERE t.partner = $1"
+				  " AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8'))",
+				  3, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
+		if (SPI_processed == 0)
+			user_not_found(partner, external_id);
+	}
+	AccessLeave(&scope);
+	PG_RETURN_BOOL(allow);
+}
+
+/*------------------------------------------------------------------------
+ * Reading one user
+ *------------------------------------------------------------------------
+ */
+
+/* get_user(partner, external_id): the user's row; P0002 when absent */
+Datum
+userlife_get_user(PG_FUNCTION_ARGS)
+{
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	AccessScope scope;
+	UserRow		u;
+	Datum		result;
+
+	UserlifeCheckPartnerId(partner);
+	AccessEnter(&scope, ACCESS_READER, partner);
+	require_user(partner, external_id, LOCK_NONE, &u);
+	result = SPI_datumTransfer(u.row, false, -1);
+	AccessLeave(&scope);
+	PG_RETURN_DATUM(result);
+}
+
+/*------------------------------------------------------------------------
+ * Profile and verification
+ *------------------------------------------------------------------------
+ */
+
+/*
+ * merge_object
+ *		Pushes the RFC 7396 merge of patch (an object) into target (any
+ *		container, or NULL) onto state: keys of the patch replace the
+ *		target's, a JSON null removes the key, objects merge recursively.
+ */
+static JsonbValue *
+merge_object(JsonbParseState **state, JsonbContainer *target, JsonbContainer *patch)
+{
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	k;
+	JsonbValue	v;
+
+	if (target != NULL && !JsonContainerIsObject(target))
+		target = NULL;
+	pushJsonbValue(state, WJB_BEGIN_OBJECT, NULL);
+	if (target != NULL)
+	{
+		it = JsonbIteratorInit(target);
+		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+		{
+			if (tok != WJB_KEY)
+				continue;
+			tok = JsonbIteratorNext(&it, &v, true);
+			if (getKeyJsonValueFromContainer(patch, k.val.string.val, k.val.string.len, NULL) == NULL)
+			{
+				pushJsonbValue(state, WJB_KEY, &k);
+				pushJsonbValue(state, WJB_VALUE, &v);
+			}
+		}
+	}
+	it = JsonbIteratorInit(patch);
+	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		if (tok != WJB_KEY)
+			continue;
+		tok = JsonbIteratorNext(&it, &v, true);
+		if (v.type == jbvNull)
+			continue;
+		pushJsonbValue(state, WJB_KEY, &k);
+		if (v.type == jbvBinary && JsonContainerIsObject(v.val.binary.data))
+		{
+			JsonbContainer *sub = NULL;
+
+			if (target != NULL)
+			{
+				JsonbValue *tv = getKeyJsonValueFromContainer(target, k.val.string.val,
+															  k.val.string.len, NULL);
+
+				if (tv != NULL && tv->type == jbvBinary)
+					sub = tv->val.binary.data;
+			}
+			merge_object(state, sub, v.val.binary.data);
+		}
+		else
+			pushJsonbValue(state, WJB_VALUE, &v);
+	}
+	return pushJsonbValue(state, WJB_END_OBJECT, NULL);
+}
+
+static Jsonb *
+merge_patch(Jsonb *target, Jsonb *patch)
+{
+	JsonbParseState *state = NULL;
+
+	return JsonbValueToJsonb(merge_object(&state, &target->root, &patch->root));
+}
+
+static void
+require_not_deleted(const UserRow *u)
+{
+	if (u->status == USER_DELETED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("user is deleted"),
+				 errhint("Restore the user with userlife.restore_user() first.")));
+}
+
+/*
+ * update_user(partner, external_id, display_name, email, metadata, tags,
+ * expected_version): changes the given profile fields.
+ */
+Datum
+userlife_update_user(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	char	   *email = UserlifeOptionalText(fcinfo, 3);
+	AccessScope scope;
+	UserRow		u;
+	Oid			argtypes[6] = {UUIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID, BOOLOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		result;
+
+	UserlifeCheckPartnerId(partner);
+	if (email != NULL)
+		UserlifeCheckEmail(email);
+	if (!PG_ARGISNULL(4))
+		check_metadata(PG_GETARG_JSONB_P(4), "metadata patch");
+	if (!PG_ARGISNULL(5))
+		check_tags(PG_GETARG_ARRAYTYPE_P(5));
+
+	AccessEnter(&scope, ACCESS_DEVELOPER, partner);
+	require_user(partner, external_id, LOCK_UPDATE, &u);
+	if (!PG_ARGISNULL(6) && PG_GETARG_INT64(6) != u.version)
+		ereport(ERROR,
+				(errcode(ERRCODE_USERLIFE_VERSION_MISMATCH),
+				 errmsg("user version does not match"),
+				 errdetail("The user is at version " INT64_FORMAT ", not " INT64_FORMAT ".",
+						   u.version, PG_GETARG_INT64(6)),
+				 errhint("Read the user again and retry with its current version.")));
+	require_not_deleted(&u);
+	if (email != NULL)
+		require_email_free(partner, email, u.user_id, true);
+
+	/* NULL keeps a field: $6 tells whether display_name was given */
+	values[0] = u.user_id;
+	values[1] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[1] = PG_ARGISNULL(2) ? 'n' : ' ';
+	values[2] = email ? CStringGetTextDatum(email) : (Datum) 0;
+	nulls[2] = email ? ' ' : 'n';
+	values[3] = JsonbPGetDatum(PG_ARGISNULL(4) ? u.metadata :
+							   merge_patch(u.metadata, PG_GETARG_JSONB_P(4)));
+	values[4] = PG_ARGISNULL(5) ? (Datum) 0 : PG_GETARG_DATUM(5);
+	nulls[4] = PG_ARGISNULL(5) ? 'n' : ' ';
+	values[5] = BoolGetDatum(!PG_ARGISNULL(2));
+
+	UserlifeBeginWrite(scope.caller, NULL, NULL);
+	result = run_user_update(&plan,
+							 "UPDATE userlife.users u SET"
+							 " display_name = CASE WHEN $6 THEN $2 ELSE u.display_name END,"
+							 " email = coalesce($3, u.email), metadata = $4,"
+							 " tags = coalesce($5, u.tags) "
+							 "WHERE u.user_id = $1 RETURNING u",
+							 6, argtypes, values, nulls);
+	if (result == (Datum) 0)
+		result = SPI_datumTransfer(u.row, false, -1);	/* nothing changed */
+	PG_RETURN_DATUM(finish_user_result(&scope, result));
+}
+
+/* mark_verified(partner, external_id, attributes): records verification once */
+Datum
+userlife_mark_verified(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	AccessScope scope;
+	UserRow		u;
+	Oid			argtypes[2] = {UUIDOID, JSONBOID};
+	Datum		values[2];
+	Datum		result;
+
+	UserlifeRequireArg(fcinfo, 2, "attributes");
+	UserlifeCheckPartnerId(partner);
+	check_metadata(PG_GETARG_JSONB_P(2), "attributes");
+
+	AccessEnter(&scope, ACCESS_DEVELOPER, partner);
+	require_user(partner, external_id, LOCK_UPDATE, &u);
+	require_not_deleted(&u);
+	if (u.verified)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("user is already verified"),
+				 errdetail("Verified attributes are recorded once per enrollment.")));
+	values[0] = u.user_id;
+	values[1] = PG_GETARG_DATUM(2);
+	UserlifeBeginWrite(scope.caller, NULL, "verify");
+	result = run_user_update(&plan,
+							 "UPDATE userlife.users u SET verified_at = pg_catalog.now(),"
+							 " verified_attributes = $2 WHERE u.user_id = $1 RETURNING u",
+							 2, argtypes, values, NULL);
+	if (result == (Datum) 0)
+		elog(ERROR, "verification changed no row");
+	PG_RETURN_DATUM(finish_user_result(&scope, result));
+}
+
+/*------------------------------------------------------------------------
+ * Status and fraud flag
+ *------------------------------------------------------------------------
+ */
+
+/*
+ * change_status
+ *		The body of set_status, enable_user and disable_user.  One UPDATE in
+ *		the common case; the trigger applies the transition rules.
+ */
+static Datum
+change_status(FunctionCallInfo fcinfo, const char *partner, const char *external_id,
+			  UserStatus status, const char *reason, bool has_until, TimestampTz until)
+{
+	static SPIPlanPtr plan = NULL;
+	AccessScope scope;
+	UserRow		u;
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Datum		result;
+
+	UserlifeCheckPartnerId(partner);
+	if (status == USER_DELETED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("status deleted cannot be set with set_status"),
+				 errhint("Use userlife.delete_user() to delete a user.")));
+	if (has_until && status != USER_SUSPENDED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"until\" is only allowed with status suspended")));
+	if (has_until && until <= GetCurrentTransactionStartTimestamp())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"until\" must be in the future")));
+
+	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	values[0] = CStringGetTextDatum(partner);
+	values[1] = CStringGetTextDatum(external_id);
+	values[2] = CStringGetTextDatum(UserStatusNames[status]);
+	values[3] = has_until ? TimestampTzGetDatum(until) : (Datum) 0;
+	nulls[3] = has_until ? ' ' : 'n';
+	UserlifeBeginWrite(scope.caller, reason, NULL);
+	result = run_user_update(&plan,
+							 "UPDATE userlife.users u SET status = $3::userlife.user_status,"
+							 " suspended_until = $4 "
+							 "WHERE u.partner = $1 AND u.external_id = $2"
+							 " AND u.status <> $3::userlife.user_status RETURNING u",
+							 4, argtypes, values, nulls);
+	if (result == (Datum) 0)
+	{
+		/* the user already has that status, or does not exist */
+		require_user(partner, external_id, LOCK_NONE, &u);
+		result = SPI_datumTransfer(u.row, false, -1);
+	}
+	return finish_user_result(&scope, result);
+}
+
+/* set_status(partner, external_id, status, reason, until) */
+Datum
+userlife_set_status(PG_FUNCTION_ARGS)
+{
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	UserStatus	status;
+
+	UserlifeRequireArg(fcinfo, 2, "status");
+	status = UserlifeStatusFromDatum(PG_GETARG_DATUM(2));
+	PG_RETURN_DATUM(change_status(fcinfo, partner, external_id, status,
+								  UserlifeOptionalText(fcinfo, 3),
+								  !PG_ARGISNULL(4),
+								  PG_ARGISNULL(4) ? 0 : PG_GETARG_TIMESTAMPTZ(4)));
+}
+
+/* enable_user(partner, external_id, reason): set_status to active */
+Datum
+userlife_enable_user(PG_FUNCTION_ARGS)
+{
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+
+	PG_RETURN_DATUM(change_status(fcinfo, partner, external_id, USER_ACTIVE,
+								  UserlifeOptionalText(fcinfo, 2), false, 0));
+}
+
+/* disable_user(partner, external_id, reason): set_status to inactive */
+Datum
+userlife_disable_user(PG_FUNCTION_ARGS)
+{
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+
+	PG_RETURN_DATUM(change_status(fcinfo, partner, external_id, USER_INACTIVE,
+								  UserlifeOptionalText(fcinfo, 2), false, 0));
+}
+
+/* set_fraud_flag(partner, external_id, is_fraudulent, reason) */
+Datum
+userlife_set_fraud_flag(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	AccessScope scope;
+	UserRow		u;
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, BOOLOID};
+	Datum		values[3];
+	Datum		result;
+
+	UserlifeRequireArg(fcinfo, 2, "is_fraudulent");
+	UserlifeCheckPartnerId(partner);
+	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	values[0] = CStringGetTextDatum(partner);
+	values[1] = CStringGetTextDatum(external_id);
+	values[2] = PG_GETARG_DATUM(2);
+	UserlifeBeginWrite(scope.caller, UserlifeOptionalText(fcinfo, 3), "fraud_flag");
+	result = run_user_update(&plan,
+							 "UPDATE userlife.users u SET is_fraudulent = $3 "
+							 "WHERE u.partner = $1 AND u.external_id = $2"
+							 " AND u.is_fraudulent <> $3 RETURNING u",
+							 3, argtypes, values, NULL);
+	if (result == (Datum) 0)
+	{
+		require_user(partner, external_id, LOCK_NONE, &u);
+		result = SPI_datumTransfer(u.row, false, -1);
+	}
+	PG_RETURN_DATUM(finish_user_result(&scope, result));
+}
+
+/*------------------------------------------------------------------------
+ * Soft deletion and restore
+ *------------------------------------------------------------------------
+ */
+
+/*
+ * soft_delete
+ *		Marks one user deleted; returns the new row, or (Datum) 0 when the
+ *		user was already deleted or does not exist (*found tells which).
+ *		The caller has entered and begun the write.
+ */
+static Datum
+soft_delete(const char *partner, const char *external_id, bool *found)
+{
+	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr exists_plan = NULL;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	Datum		result;
+
+	values[0] = CStringGetTextDatum(partner);
+	values[1] = CStringGetTextDatum(external_id);
+	result = run_user_update(&plan,
+							 "UPDATE userlife.users u SET status = 'deleted', deleted_at = pg_catalog.now(),"
+							 " purge_after = pg_catalog.now() + p.retention "
+							 "FROM userlife.partners p "
+							 "WHERE p.partner = u.partner AND u.partner = $1 AND u.external_id = $2"
+							 " AND u.status <> 'deleted' RETURNING u",
+							 2, argtypes, values, NULL);
+	if (result != (Datum) 0)
+	{
+		*found = true;
+		return result;
+	}
+	exec_plan(&exists_plan,
+			  "SELECT 1 FROM userlife.users u WHERE u.partner = $1 AND u.external_id = $2",
+			  2, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
+	*found = SPI_processed > 0;
+	return (Datum) 0;
+}
+
+/* delete_user(partner, external_id, reason): soft deletion */
+Datum
+userlife_delete_user(PG_FUNCTION_ARGS)
+{
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	AccessScope scope;
+	UserRow		u;
+	Datum		result;
+	bool		found;
+
+	UserlifeCheckPartnerId(partner);
+	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	UserlifeBeginWrite(scope.caller, UserlifeOptionalText(fcinfo, 2), "delete");
+	CurrentWrite.lifecycle_path = true;
+	result = soft_delete(partner, external_id, &found);
+	if (result == (Datum) 0)
+	{
+		require_user(partner, external_id, LOCK_NONE, &u);
+		result = SPI_datumTransfer(u.row, false, -1);
+	}
+	PG_RETURN_DATUM(finish_user_result(&scope, result));
+}
+
+/* delete_users(partner, external_ids, reason): one result row per input, in order */
+Datum
+userlife_delete_users(PG_FUNCTION_ARGS)
+{
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	AccessScope scope;
+	ArrayType  *ids;
+	Datum	   *elems;
+	bool	   *enulls;
+	int			n;
+	int			i;
+
+	UserlifeRequireArg(fcinfo, 1, "external_ids");
+	UserlifeCheckPartnerId(partner);
+	ids = PG_GETARG_ARRAYTYPE_P(1);
+	if (ARR_NDIM(ids) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("external_ids must be a one-dimensional array")));
+	deconstruct_array(ids, TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &n);
+	InitMaterializedSRF(fcinfo, 0);
+
+	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	require_partner(partner);
+	UserlifeBeginWrite(scope.caller, UserlifeOptionalText(fcinfo, 2), "delete");
+	CurrentWrite.lifecycle_path = true;
+	for (i = 0; i < n; i++)
+	{
+		Datum		out[2];
+		bool		outnull[2] = {false, false};
+		const char *res = "not_found";
+
+		if (enulls[i])
+			outnull[0] = true;
+		else
+		{
+			char	   *external_id = TextDatumGetCString(elems[i]);
+			bool		found = false;
+			int			len = strlen(external_id);
+
+			out[0] = elems[i];
+			if (len > 0 && len <= USERLIFE_MAX_EXTERNAL_ID * 4)
+			{
+				if (soft_delete(partner, external_id, &found) != (Datum) 0)
+					res = "deleted";
+				else if (found)
+					res = "already_deleted";
+			}
+		}
+		out[1] = CStringGetTextDatum(res);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnull);
+	}
+	UserlifeEndWrite();
+	AccessLeave(&scope);
+	return (Datum) 0;
+}
+
+/* restore_user(partner, external_id, reason): deleted -> inactive within retention */
+Datum
+userlife_restore_user(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	AccessScope scope;
+	UserRow		u;
+	Oid			argtypes[1] = {UUIDOID};
+	Datum		values[1];
+	Datum		result;
+
+	UserlifeCheckPartnerId(partner);
+	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	require_user(partner, external_id, LOCK_UPDATE, &u);
+	if (u.status != USER_DELETED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("user is not deleted"),
+				 errdetail("Only a deleted user can be restored; the user is %s.",
+						   UserStatusNames[u.status])));
+	if (!u.purge_after_null && u.purge_after <= GetCurrentTransactionStartTimestamp())
+		ereport(ERROR,
+				(errcode(ERRCODE_USERLIFE_RETENTION_OVER),
+				 errmsg("retention window is over"),
+				 errdetail("The user was due for purge at %s.",
+						   timestamptz_to_str(u.purge_after))));
+	values[0] = u.user_id;
+	UserlifeBeginWrite(scope.caller, UserlifeOptionalText(fcinfo, 2), "restore");
+	CurrentWrite.lifecycle_path = true;
+	result = run_user_update(&plan,
+							 "UPDATE userlife.users u SET status = 'inactive', deleted_at = NULL,"
+							 " purge_after = NULL WHERE u.user_id = $1 RETURNING u",
+							 1, argtypes, values, NULL);
+	if (result == (Datum) 0)
+		elog(ERROR, "restore changed no row");
+	PG_RETURN_DATUM(finish_user_result(&scope, result));
+}
+
+/*------------------------------------------------------------------------
+ * Jobs
+ *------------------------------------------------------------------------
+ */
+
+/*
+ * record_job(partner, external_id, job_type, outcome, payload): stores the
+ * job; a fraudulent user's jobs fail with fraud_suspected, a user not
+ * active fails with user_<status>.
+ */
+Datum
+userlife_record_job(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	char	   *job_type = UserlifeRequireText(fcinfo, 2, "job_type");
+	char	   *outcome = PG_ARGISNULL(3) ? "passed" : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	const char *failure_reason = NULL;
+	AccessScope scope;
+	UserRow		u;
+	Oid			argtypes[6] = {TEXTOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		result;
+
+	UserlifeCheckPartnerId(partner);
+	if (job_type[0] == '\0' || strlen(job_type) > 255)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid job_type"),
+				 errdetail("A job_type is 1 to 255 bytes long.")));
+	if (strcmp(outcome, "passed") != 0 && strcmp(outcome, "failed") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid job outcome \"%s\"", outcome),
+				 errdetail("A job outcome is passed or failed.")));
+
+	AccessEnter(&scope, ACCESS_DEVELOPER, partner);
+	/* FOR SHARE: a fraud flag or status change waits for this job, and vice versa */
+	require_user(partner, external_id, LOCK_SHARE, &u);
+	if (u.is_fraudulent)
+	{
+		outcome = "failed";
+		failure_reason = "fraud_suspected";
+	}
+	else if (u.status != USER_ACTIVE)
+	{
+		outcome = "failed";
+		failure_reason = psprintf("user_%s", UserStatusNames[u.status]);
+	}
+	values[0] = CStringGetTextDatum(partner);
+	values[1] = u.user_id;
+	values[2] = CStringGetTextDatum(job_type);
+	values[3] = CStringGetTextDatum(outcome);
+	values[4] = failure_reason ? CStringGetTextDatum(failure_reason) : (Datum) 0;
+	nulls[4] = failure_reason ? ' ' : 'n';
+	values[5] = PG_ARGISNULL(4) ? DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")) :
+		PG_GETARG_DATUM(4);
+	exec_plan(&plan,
+			  "INSERT INTO userlife.jobs AS j (partner, user_id, job_type, outcome, failure_reason, payload) "
+			  "VALUES ($1, $2, $3, $4, $5, $6) RETURNING j",
+			  6, argtypes, values, nulls, false, 0, SPI_OK_INSERT_RETURNING);
+	result = first_column();
+	AccessLeave(&scope);
+	PG_RETURN_DATUM(result);
+}

@@ -1,0 +1,428 @@
+/*-------------------------------------------------------------------------
+ *
+ * listing.c
+ *		list_users, count_users and users_page: a partner's users, filtered
+ *		and paginated.
+ *
+ * The WHERE clause is assembled from the filters actually given, so that
+ * each filter reaches the planner as a plain indexable condition (status:
+ * users_partner_status_created_idx; search: the trigram index
+ * users_search_idx; tag: users_tags_idx; created_after/before and keyset
+ * pagination: the (partner, created_at, user_id) indexes).  Statements are
+ * planned per call with the values known (the plan depends on the search
+ * text's selectivity); none of this is on a write path.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "userlife.h"
+
+PG_FUNCTION_INFO_V1(userlife_list_users);
+PG_FUNCTION_INFO_V1(userlife_count_users);
+PG_FUNCTION_INFO_V1(userlife_users_page);
+
+/* must stay identical to the expression of index users_search_idx */
+#define SEARCH_EXPRESSION \
+	"pg_catalog.lower(coalesce(u.display_name, '') OPERATOR(pg_catalog.||) E'\\x1f'" \
+	" OPERATOR(pg_catalog.||) coalesce(u.email, '') OPERATOR(pg_catalog.||) E'\\x1f'" \
+	" OPERATOR(pg_catalog.||) u.external_id)"
+
+#define MAX_PAGE_SIZE 1000
+
+/* parameter numbers of the assembled statements */
+enum
+{
+	P_PARTNER = 0,
+	P_STATUS,
+	P_SEARCH,
+	P_CREATED_AFTER,
+	P_CREATED_BEFORE,
+	P_TAG,
+	P_AFTER_USER,
+	P_LIMIT,
+	P_OFFSET,
+	NUM_PARAMS
+};
+
+typedef struct UserFilter
+{
+	Datum		values[NUM_PARAMS];
+	char		nulls[NUM_PARAMS];
+	StringInfoData where;
+} UserFilter;
+
+static const Oid param_types[NUM_PARAMS] = {
+	TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, UUIDOID, INT4OID, INT4OID
+};
+
+/* like_pattern: search text as a LIKE pattern matching it literally anywhere */
+static char *
+like_pattern(const char *search)
+{
+	StringInfoData buf;
+	const char *p;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '%');
+	for (p = search; *p; p++)
+	{
+		if (*p == '%' || *p == '_' || *p == '\\')
+			appendStringInfoChar(&buf, '\\');
+		appendStringInfoChar(&buf, *p);
+	}
+	appendStringInfoChar(&buf, '%');
+	return buf.data;
+}
+
+/*
+ * build_filter
+ *		Fills the statement parameters and WHERE clause from the arguments
+ *		partner, status, search, created_after, created_before, tag found at
+ *		the given argument numbers (-1: not an argument of this function).
+ */
+static void
+build_filter(FunctionCallInfo fcinfo, UserFilter *f, const char *partner,
+			 int status_arg, int search_arg, int after_arg, int before_arg, int tag_arg)
+{
+	memset(f->nulls, 'n', sizeof(f->nulls));
+	initStringInfo(&f->where);
+	appendStringInfoString(&f->where, "u.partner = $1");
+	f->values[P_PARTNER] = CStringGetTextDatum(partner);
+	f->nulls[P_PARTNER] = ' ';
+
+	if (status_arg >= 0 && !PG_ARGISNULL(status_arg))
+	{
+		f->values[P_STATUS] = CStringGetTextDatum(
+												  UserStatusNames[UserlifeStatusFromDatum(PG_GETARG_DATUM(status_arg))]);
+		f->nulls[P_STATUS] = ' ';
+		appendStringInfoString(&f->where, " AND u.status = $2::userlife.user_status");
+	}
+	if (search_arg >= 0 && !PG_ARGISNULL(search_arg))
+	{
+		char	   *search = text_to_cstring(PG_GETARG_TEXT_PP(search_arg));
+
+		if (search[0] != '\0')
+		{
+			f->values[P_SEARCH] = CStringGetTextDatum(like_pattern(search));
+			f->nulls[P_SEARCH] = ' ';
+			appendStringInfoString(&f->where, " AND " SEARCH_EXPRESSION " LIKE pg_catalog.lower($3)");
+		}
+	}
+	if (after_arg >= 0 && !PG_ARGISNULL(after_arg))
+	{
+		f->values[P_CREATED_AFTER] = PG_GETARG_DATUM(after_arg);
+		f->nulls[P_CREATED_AFTER] = ' ';
+		appendStringInfoString(&f->where, " AND u.created_at > $4");
+	}
+	if (before_arg >= 0 && !PG_ARGISNULL(before_arg))
+	{
+		f->values[P_CREATED_BEFORE] = PG_GETARG_DATUM(before_arg);
+		f->nulls[P_CREATED_BEFORE] = ' ';
+		appendStringInfoString(&f->where, " AND u.created_at < $5");
+	}
+	if (tag_arg >= 0 && !PG_ARGISNULL(tag_arg))
+	{
+		f->values[P_TAG] = PG_GETARG_DATUM(tag_arg);
+		f->nulls[P_TAG] = ' ';
+		appendStringInfoString(&f->where, " AND u.tags OPERATOR(pg_catalog.@>) ARRAY[$6]");
+	}
+}
+
+static void
+require_partner_exists(const char *partner)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+
+	values[0] = CStringGetTextDatum(partner);
+	if (SPI_execute_with_args("SELECT 1 FROM userlife.partners p WHERE p.partner = $1",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "partner lookup failed");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("partner \"%s\" does not exist", partner)));
+}
+
+static int32
+page_size_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	int32		size = PG_ARGISNULL(argno) ? 20 : PG_GETARG_INT32(argno);
+
+	if (size < 1 || size > MAX_PAGE_SIZE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be between 1 and %d", argname, MAX_PAGE_SIZE)));
+	return size;
+}
+
+static int32
+offset_arg(FunctionCallInfo fcinfo, int argno)
+{
+	int32		offset = PG_ARGISNULL(argno) ? 0 : PG_GETARG_INT32(argno);
+
+	if (offset < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("page_offset must not be negative")));
+	return offset;
+}
+
+static int64
+count_matching(UserFilter *f)
+{
+	StringInfoData sql;
+	bool		isnull;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT pg_catalog.count(*) FROM userlife.users u WHERE %s", f->where.data);
+	if (SPI_execute_with_args(sql.data, NUM_PARAMS, (Oid *) param_types, f->values, f->nulls,
+							  true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "count failed");
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * list_users(partner, status, search, created_after, created_before, tag,
+ * page_size, after_user, page_offset): ordered by (created_at, user_id).
+ */
+Datum
+userlife_list_users(PG_FUNCTION_ARGS)
+{
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	AccessScope scope;
+	UserFilter	f;
+	StringInfoData sql;
+	int32		page_size;
+	uint64		i;
+
+	UserlifeCheckPartnerId(partner);
+	page_size = page_size_arg(fcinfo, 6, "page_size");
+	if (!PG_ARGISNULL(7) && !PG_ARGISNULL(8))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("after_user and page_offset cannot be used together"),
+				 errhint("Use after_user for keyset pagination or page_offset for offset pagination.")));
+	(void) offset_arg(fcinfo, 8);
+	InitMaterializedSRF(fcinfo, 0);
+
+	AccessEnter(&scope, ACCESS_READER, partner);
+	require_partner_exists(partner);
+	build_filter(fcinfo, &f, partner, 1, 2, 3, 4, 5);
+	f.values[P_LIMIT] = Int32GetDatum(page_size);
+	f.nulls[P_LIMIT] = ' ';
+	if (!PG_ARGISNULL(7))
+	{
+		Oid			argtypes[2] = {UUIDOID, TEXTOID};
+		Datum		values[2];
+
+		values[0] = PG_GETARG_DATUM(7);
+		values[1] = f.values[P_PARTNER];
+		if (SPI_execute_with_args("SELECT 1 FROM userlife.users u WHERE u.user_id = $1 AND u.partner = $2",
+								  2, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "after_user lookup failed");
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("after_user is not a user of partner \"%s\"", partner)));
+		f.values[P_AFTER_USER] = PG_GETARG_DATUM(7);
+		f.nulls[P_AFTER_USER] = ' ';
+		appendStringInfoString(&f.where,
+							   " AND (u.created_at, u.user_id) > (SELECT k.created_at, k.user_id"
+							   " FROM userlife.users k WHERE k.user_id = $7)");
+	}
+	f.values[P_OFFSET] = Int32GetDatum(offset_arg(fcinfo, 8));
+	f.nulls[P_OFFSET] = ' ';
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT u FROM userlife.users u WHERE %s "
+					 "ORDER BY u.created_at, u.user_id LIMIT $8 OFFSET $9",
+					 f.where.data);
+	if (SPI_execute_with_args(sql.data, NUM_PARAMS, (Oid *) param_types, f.values, f.nulls,
+							  true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "list_users query failed");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		HeapTupleHeader td = DatumGetHeapTupleHeader(SPI_getbinval(SPI_tuptable->vals[i],
+																	SPI_tuptable->tupdesc, 1, &isnull));
+		HeapTupleData tuple;
+
+		tuple.t_len = HeapTupleHeaderGetDatumLength(td);
+		ItemPointerSetInvalid(&tuple.t_self);
+		tuple.t_tableOid = InvalidOid;
+		tuple.t_data = td;
+		tuplestore_puttuple(rsinfo->setResult, &tuple);
+	}
+	AccessLeave(&scope);
+	return (Datum) 0;
+}
+
+/* count_users(partner, status, search, created_after, created_before, tag) */
+Datum
+userlife_count_users(PG_FUNCTION_ARGS)
+{
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	AccessScope scope;
+	UserFilter	f;
+	int64		count;
+
+	UserlifeCheckPartnerId(partner);
+	AccessEnter(&scope, ACCESS_READER, partner);
+	require_partner_exists(partner);
+	build_filter(fcinfo, &f, partner, 1, 2, 3, 4, 5);
+	count = count_matching(&f);
+	AccessLeave(&scope);
+	PG_RETURN_INT64(count);
+}
+
+static void
+push_key_string(JsonbParseState **state, const char *key, const char *value)
+{
+	JsonbValue	k;
+	JsonbValue	v;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(state, WJB_KEY, &k);
+	if (value == NULL)
+		v.type = jbvNull;
+	else
+	{
+		v.type = jbvString;
+		v.val.string.val = (char *) value;
+		v.val.string.len = strlen(value);
+	}
+	pushJsonbValue(state, WJB_VALUE, &v);
+}
+
+static void
+push_key_number(JsonbParseState **state, const char *key, int64 value)
+{
+	JsonbValue	k;
+	JsonbValue	v;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(state, WJB_KEY, &k);
+	v.type = jbvNumeric;
+	v.val.numeric = DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(value)));
+	pushJsonbValue(state, WJB_VALUE, &v);
+}
+
+static char *
+timestamp_json(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? NULL : JsonEncodeDateTime(NULL, d, TIMESTAMPTZOID, NULL);
+}
+
+/*
+ * users_page(partner, page_limit, page_offset, status, search): one page
+ * as {"users": [...], "pagination": {"limit", "offset", "total", "hasMore"}}.
+ */
+Datum
+userlife_users_page(PG_FUNCTION_ARGS)
+{
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	AccessScope scope;
+	UserFilter	f;
+	StringInfoData sql;
+	int32		limit;
+	int32		offset;
+	int64		total;
+	JsonbParseState *state = NULL;
+	JsonbValue	k;
+	JsonbValue	v;
+	JsonbValue *res;
+	Jsonb	   *result;
+	uint64		i;
+	uint64		rows;
+
+	UserlifeCheckPartnerId(partner);
+	limit = page_size_arg(fcinfo, 1, "page_limit");
+	offset = offset_arg(fcinfo, 2);
+
+	AccessEnter(&scope, ACCESS_READER, partner);
+	require_partner_exists(partner);
+	build_filter(fcinfo, &f, partner, 3, 4, -1, -1, -1);
+	total = count_matching(&f);
+	f.values[P_LIMIT] = Int32GetDatum(limit);
+	f.nulls[P_LIMIT] = ' ';
+	f.values[P_OFFSET] = Int32GetDatum(offset);
+	f.nulls[P_OFFSET] = ' ';
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT u.user_id::pg_catalog.text, u.external_id, u.display_name, u.email,"
+					 " u.status::pg_catalog.text, u.created_at, u.updated_at "
+					 "FROM userlife.users u WHERE %s "
+					 "ORDER BY u.created_at, u.user_id LIMIT $8 OFFSET $9",
+					 f.where.data);
+	if (SPI_execute_with_args(sql.data, NUM_PARAMS, (Oid *) param_types, f.values, f.nulls,
+							  true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "users_page query failed");
+	rows = SPI_processed;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	k.type = jbvString;
+	k.val.string.val = "users";
+	k.val.string.len = 5;
+	pushJsonbValue(&state, WJB_KEY, &k);
+	pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
+	for (i = 0; i < rows; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+		push_key_string(&state, "userId", SPI_getvalue(tup, desc, 1));
+		push_key_string(&state, "externalId", SPI_getvalue(tup, desc, 2));
+		push_key_string(&state, "name", SPI_getvalue(tup, desc, 3));
+		push_key_string(&state, "email", SPI_getvalue(tup, desc, 4));
+		push_key_string(&state, "status", SPI_getvalue(tup, desc, 5));
+		push_key_string(&state, "registeredAt", timestamp_json(tup, desc, 6));
+		push_key_string(&state, "updatedAt", timestamp_json(tup, desc, 7));
+		pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	}
+	pushJsonbValue(&state, WJB_END_ARRAY, NULL);
+	k.val.string.val = "pagination";
+	k.val.string.len = 10;
+	pushJsonbValue(&state, WJB_KEY, &k);
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	push_key_number(&state, "limit", limit);
+	push_key_number(&state, "offset", offset);
+	push_key_number(&state, "total", total);
+	k.val.string.val = "hasMore";
+	k.val.string.len = 7;
+	pushJsonbValue(&state, WJB_KEY, &k);
+	v.type = jbvBool;
+	v.val.boolean = ((int64) offset + (int64) rows) < total;
+	pushJsonbValue(&state, WJB_VALUE, &v);
+	pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+
+	/* build the result in the caller's memory, not SPI's */
+	{
+		Jsonb	   *built = JsonbValueToJsonb(res);
+
+		result = (Jsonb *) SPI_palloc(VARSIZE(built));
+		memcpy(result, built, VARSIZE(built));
+	}
+	AccessLeave(&scope);
+	PG_RETURN_JSONB_P(result);
+}

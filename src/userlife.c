@@ -1,0 +1,451 @@
+/*-------------------------------------------------------------------------
+ *
+ * userlife.c
+ *		Module entry point: settings, the write context, catalog lookups
+ *		and the argument checks every SQL-callable function shares.
+ *
+ * Memory: cached OIDs and enum labels live in static variables and are
+ * reset by a relcache callback when userlife.users or userlife.transitions
+ * is invalidated (which DROP EXTENSION does), never by time.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <string.h>
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "access/htup_details.h"
+#include "catalog/pg_enum.h"
+
+#include "userlife.h"
+
+PG_MODULE_MAGIC;
+
+PGDLLEXPORT void _PG_init(void);
+
+const char *const UserStatusNames[USER_STATUS_COUNT] = {
+	"active", "inactive", "suspended", "flagged", "blocked", "deleted"
+};
+
+char	   *userlife_actor = NULL;
+char	   *userlife_reason = NULL;
+char	   *userlife_default_retention = NULL;
+bool		userlife_notify = true;
+int			userlife_notify_interval_ms = 100;
+
+WriteContext CurrentWrite;
+
+static Oid	users_relid = InvalidOid;
+static Oid	transitions_relid = InvalidOid;
+static Oid	status_typid = InvalidOid;
+static Oid	status_enum_oids[USER_STATUS_COUNT];
+
+static bool check_default_retention(char **newval, void **extra, GucSource source);
+static void reset_catalog_cache(Datum arg, Oid relid);
+static void reset_write_context_xact(XactEvent event, void *arg);
+static void reset_write_context_subxact(SubXactEvent event, SubTransactionId mySubid,
+										SubTransactionId parentSubid, void *arg);
+
+/*
+ * _PG_init
+ *		Defines the settings, reserves their prefix and lets every concern
+ *		register its callbacks.
+ */
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("userlife.actor",
+							   "Application-level actor recorded in the audit.",
+							   "An operator email or service name; set it with SET LOCAL.",
+							   &userlife_actor, "",
+							   PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("userlife.reason",
+							   "Default reason when a function's reason argument is NULL.",
+							   NULL,
+							   &userlife_reason, "",
+							   PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("userlife.default_retention",
+							   "Retention of deleted users for partners created without one.",
+							   NULL,
+							   &userlife_default_retention, "30 days",
+							   PGC_SUSET, 0, check_default_retention, NULL, NULL);
+	DefineCustomBoolVariable("userlife.notify",
+							 "Send the userlife_events wake-up notification.",
+							 NULL,
+							 &userlife_notify, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("userlife.notify_interval",
+							"Least time between two notifications of one backend.",
+							"0 sends one per transaction that wrote events.",
+							&userlife_notify_interval_ms, 100, 0, 3600 * 1000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("userlife");
+
+	CacheRegisterRelcacheCallback(reset_catalog_cache, (Datum) 0);
+	RegisterXactCallback(reset_write_context_xact, NULL);
+	RegisterSubXactCallback(reset_write_context_subxact, NULL);
+
+	AccessInit();
+	AuditInit();
+	LifecycleInit();
+}
+
+/* check_default_retention: the setting must parse as a positive interval */
+static bool
+check_default_retention(char **newval, void **extra, GucSource source)
+{
+	Interval   *iv;
+	Interval	zero = {0, 0, 0};
+
+	if (*newval == NULL)
+		return false;
+	iv = (Interval *) DatumGetPointer(DirectFunctionCall3(interval_in,
+														  CStringGetDatum(*newval),
+														  ObjectIdGetDatum(InvalidOid),
+														  Int32GetDatum(-1)));
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(iv),
+										  IntervalPGetDatum(&zero))) <= 0)
+	{
+		GUC_check_errdetail("The retention must be a positive interval.");
+		return false;
+	}
+	return true;
+}
+
+static void
+reset_catalog_cache(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == users_relid || relid == transitions_relid)
+	{
+		users_relid = InvalidOid;
+		transitions_relid = InvalidOid;
+		status_typid = InvalidOid;
+	}
+}
+
+static void
+reset_write_context_xact(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_COMMIT || event == XACT_EVENT_PREPARE)
+		memset(&CurrentWrite, 0, sizeof(CurrentWrite));
+}
+
+static void
+reset_write_context_subxact(SubXactEvent event, SubTransactionId mySubid,
+							SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		memset(&CurrentWrite, 0, sizeof(CurrentWrite));
+}
+
+/*
+ * UserlifeBeginWrite
+ *		Announces to the users triggers the write the caller is about to make.
+ *		The caller must call UserlifeEndWrite once the write is done; an error
+ *		in between is cleaned up by the abort callbacks.
+ */
+void
+UserlifeBeginWrite(Oid caller, const char *reason, const char *action)
+{
+	CurrentWrite.active = true;
+	CurrentWrite.caller = caller;
+	CurrentWrite.reason = reason;
+	CurrentWrite.actor = NULL;
+	CurrentWrite.action = action;
+	CurrentWrite.lifecycle_path = false;
+	CurrentWrite.caller_context = error_context_stack;
+}
+
+/*
+ * UserlifeReportAsCaller
+ *		Called by the triggers just before they raise an error meant for the
+ *		user: when the change comes from one of our functions, the error is
+ *		reported in the context of that function's call, not of the internal
+ *		statement it ran.  The error unwinds the stack, and every PG_TRY on
+ *		the way restores its own error_context_stack.
+ */
+void
+UserlifeReportAsCaller(void)
+{
+	if (CurrentWrite.active)
+		error_context_stack = CurrentWrite.caller_context;
+}
+
+void
+UserlifeEndWrite(void)
+{
+	memset(&CurrentWrite, 0, sizeof(CurrentWrite));
+}
+
+static Oid
+userlife_namespace(void)
+{
+	Oid			nsp = get_namespace_oid(USERLIFE_SCHEMA, true);
+
+	if (!OidIsValid(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"userlife\" is not installed in this database")));
+	return nsp;
+}
+
+static Oid
+userlife_relid(const char *relname)
+{
+	Oid			relid = get_relname_relid(relname, userlife_namespace());
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table userlife.%s does not exist", relname)));
+	return relid;
+}
+
+/* UserlifeUsersRelid: OID of userlife.users, cached until invalidated */
+Oid
+UserlifeUsersRelid(void)
+{
+	if (!OidIsValid(users_relid))
+		users_relid = userlife_relid("users");
+	return users_relid;
+}
+
+/* UserlifeTransitionsRelid: OID of userlife.transitions, cached until invalidated */
+Oid
+UserlifeTransitionsRelid(void)
+{
+	if (!OidIsValid(transitions_relid))
+		transitions_relid = userlife_relid("transitions");
+	return transitions_relid;
+}
+
+/* UserlifeStatusTypeOid: OID of userlife.user_status, with its label OIDs */
+Oid
+UserlifeStatusTypeOid(void)
+{
+	if (!OidIsValid(status_typid))
+	{
+		Oid			typid;
+		int			i;
+
+		(void) UserlifeUsersRelid();	/* so that the reset callback sees it */
+		typid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+								CStringGetDatum("user_status"),
+								ObjectIdGetDatum(userlife_namespace()));
+		if (!OidIsValid(typid))
+			elog(ERROR, "type userlife.user_status does not exist");
+		for (i = 0; i < USER_STATUS_COUNT; i++)
+		{
+			HeapTuple	tup = SearchSysCache2(ENUMTYPOIDNAME,
+											  ObjectIdGetDatum(typid),
+											  CStringGetDatum(UserStatusNames[i]));
+
+			if (!HeapTupleIsValid(tup))
+				elog(ERROR, "label \"%s\" of userlife.user_status does not exist",
+					 UserStatusNames[i]);
+			status_enum_oids[i] = ((Form_pg_enum) GETSTRUCT(tup))->oid;
+			ReleaseSysCache(tup);
+		}
+		status_typid = typid;
+	}
+	return status_typid;
+}
+
+/* UserlifeStatusFromDatum: the UserStatus of a user_status enum Datum */
+UserStatus
+UserlifeStatusFromDatum(Datum d)
+{
+	Oid			label = DatumGetObjectId(d);
+	int			i;
+
+	(void) UserlifeStatusTypeOid();
+	for (i = 0; i < USER_STATUS_COUNT; i++)
+		if (status_enum_oids[i] == label)
+			return (UserStatus) i;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid user status")));
+	return USER_ACTIVE;			/* keep compiler quiet */
+}
+
+/* UserlifeStatusToDatum: the enum Datum of a UserStatus */
+Datum
+UserlifeStatusToDatum(UserStatus s)
+{
+	(void) UserlifeStatusTypeOid();
+	return ObjectIdGetDatum(status_enum_oids[s]);
+}
+
+/*
+ * UserlifeEffectiveReason
+ *		The reason to record: the explicit one, else userlife.reason, else
+ *		NULL.  An empty string counts as none.
+ */
+const char *
+UserlifeEffectiveReason(const char *explicit_reason)
+{
+	if (explicit_reason != NULL && explicit_reason[0] != '\0')
+		return explicit_reason;
+	if (userlife_reason != NULL && userlife_reason[0] != '\0')
+		return userlife_reason;
+	return NULL;
+}
+
+/* UserlifeRequireArg: raises 22004 when a required argument is NULL */
+void
+UserlifeRequireArg(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"%s\" must not be null", argname)));
+}
+
+/* UserlifeRequireText: a required text argument as a C string */
+char *
+UserlifeRequireText(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	UserlifeRequireArg(fcinfo, argno, argname);
+	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+/* UserlifeOptionalText: an optional text argument, NULL when SQL NULL */
+char *
+UserlifeOptionalText(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		return NULL;
+	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+/* UserlifeCheckPartnerId: 1-64 characters of [A-Za-z0-9_.-], else 22023 */
+void
+UserlifeCheckPartnerId(const char *partner)
+{
+	size_t		len = strlen(partner);
+	size_t		i;
+
+	for (i = 0; i < len && i <= USERLIFE_MAX_PARTNER_ID; i++)
+	{
+		char		c = partner[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			  (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+			break;
+	}
+	if (len == 0 || len > USERLIFE_MAX_PARTNER_ID || i != len)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid partner id"),
+				 errdetail("A partner id is 1 to %d characters of A-Z, a-z, 0-9, \"_\", \".\" and \"-\".",
+						   USERLIFE_MAX_PARTNER_ID)));
+}
+
+/* UserlifeCheckExternalId: 1-255 characters, else 22023 */
+void
+UserlifeCheckExternalId(const char *external_id)
+{
+	int			len = pg_mbstrlen(external_id);
+
+	if (len == 0 || len > USERLIFE_MAX_EXTERNAL_ID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid external_id"),
+				 errdetail("An external_id is 1 to %d characters long.",
+						   USERLIFE_MAX_EXTERNAL_ID)));
+}
+
+/*
+ * UserlifeCheckEmail
+ *		An address must look like local@domain.tld: one "@", something on
+ *		both sides, a dot inside the domain, no white space, at most 254
+ *		bytes.  Deliverability is the partner's business.
+ */
+void
+UserlifeCheckEmail(const char *email)
+{
+	size_t		len = strlen(email);
+	const char *at = strchr(email, '@');
+	const char *dot;
+	const char *p;
+	bool		ok = true;
+
+	if (len == 0 || len > USERLIFE_MAX_EMAIL || at == NULL || at == email ||
+		strchr(at + 1, '@') != NULL)
+		ok = false;
+	for (p = email; ok && *p; p++)
+		if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' ||
+			*p == '\v' || *p == '\f')
+			ok = false;
+	if (ok)
+	{
+		dot = strrchr(at + 1, '.');
+		if (dot == NULL || dot == at + 1 || dot[1] == '\0')
+			ok = false;
+	}
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid email address"),
+				 errdetail("An email address looks like name@example.com and has at most %d bytes.",
+						   USERLIFE_MAX_EMAIL)));
+}
+
+/*
+ * UserlifePreparePlan
+ *		Prepares a statement once per backend and keeps it.  Must be called
+ *		between UserlifeSpiConnect and UserlifeSpiFinish.
+ */
+SPIPlanPtr
+UserlifePreparePlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*cache = plan;
+	}
+	return *cache;
+}
+
+/*
+ * UserlifeSpiConnect
+ *		Connects to SPI with pg_catalog as the only schema on the search
+ *		path, so that no object a caller put on its search_path can stand in
+ *		for a built-in operator or function in our statements.
+ */
+void
+UserlifeSpiConnect(void)
+{
+	OverrideSearchPath path = {0};
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	path.schemas = NIL;
+	path.addCatalog = true;
+	path.addTemp = false;
+	PushOverrideSearchPath(&path);
+}
+
+void
+UserlifeSpiFinish(void)
+{
+	PopOverrideSearchPath();
+	SPI_finish();
+}

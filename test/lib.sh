@@ -1,0 +1,78 @@
+# test/lib.sh — shared by test/run, demo/run and bench/run: installs what the
+# project needs from Debian, builds and installs the extension, and starts a
+# throwaway PostgreSQL 15 cluster.  Source it; it defines functions only.
+
+PG_BIN=/usr/lib/postgresql/15/bin
+USERLIFE_PACKAGES="postgresql-server-dev-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl"
+
+# userlife_install_packages [extra packages...]: apt-get only what is missing
+userlife_install_packages() {
+	local missing=() p
+	for p in $USERLIFE_PACKAGES "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		echo "== installing ${missing[*]}"
+		if [ "$(id -u)" -ne 0 ]; then
+			echo "missing packages ${missing[*]}; run as root to install them" >&2
+			return 1
+		fi
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+	fi
+}
+
+# userlife_build: compile with -Werror and install into the server's tree
+userlife_build() {
+	echo "== building userlife"
+	make -s -C "$USERLIFE_ROOT" PG_CONFIG="$PG_BIN/pg_config" >/dev/null
+	make -s -C "$USERLIFE_ROOT" PG_CONFIG="$PG_BIN/pg_config" install >/dev/null
+}
+
+# userlife_free_port: a TCP port nothing listens on (the cluster only uses
+# a unix socket, but the port names the socket file)
+userlife_free_port() {
+	local port
+	for port in $(seq 54320 54420); do
+		if [ ! -e "/tmp/.s.PGSQL.$port" ] && ! ss -ltn 2>/dev/null | grep -q ":$port "; then
+			echo "$port"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# userlife_start_cluster [postgres -c options...]: initdb + start as the
+# postgres OS user in a temp dir; exports PGHOST/PGPORT/PGUSER and
+# USERLIFE_TMP, USERLIFE_PGDATA, USERLIFE_LOG; stop with userlife_stop_cluster
+userlife_start_cluster() {
+	USERLIFE_TMP=$(mktemp -d /tmp/userlife.XXXXXX)
+	chmod 755 "$USERLIFE_TMP"
+	chown postgres: "$USERLIFE_TMP"
+	USERLIFE_PGDATA="$USERLIFE_TMP/data"
+	USERLIFE_LOG="$USERLIFE_TMP/server.log"
+	local port opts="" o
+	port=$(userlife_free_port)
+	for o in "$@"; do opts="$opts -c $o"; done
+	runuser -u postgres -- "$PG_BIN/initdb" -D "$USERLIFE_PGDATA" -U postgres --auth=trust \
+		--encoding=UTF8 --locale=C.UTF-8 >/dev/null
+	runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$USERLIFE_PGDATA" -l "$USERLIFE_LOG" -w -t 60 \
+		-o "-k $USERLIFE_TMP -p $port -c listen_addresses='' -c log_min_messages=warning $opts" start >/dev/null
+	export PGHOST="$USERLIFE_TMP" PGPORT="$port" PGUSER=postgres
+	export USERLIFE_TMP USERLIFE_PGDATA USERLIFE_LOG
+	echo "== throwaway cluster on socket $PGHOST port $PGPORT"
+}
+
+userlife_stop_cluster() {
+	if [ -n "${USERLIFE_PGDATA:-}" ] && [ -d "$USERLIFE_PGDATA" ]; then
+		runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$USERLIFE_PGDATA" -m immediate -w stop >/dev/null 2>&1 || true
+	fi
+	if [ -n "${USERLIFE_TMP:-}" ] && [ -z "${USERLIFE_KEEP_TMP:-}" ]; then
+		rm -rf "$USERLIFE_TMP"
+	fi
+}
+
+# userlife_crashes_in_log: prints backend crashes found in the server log
+userlife_crashes_in_log() {
+	grep -E "terminated by signal|TRAP:" "$USERLIFE_LOG" || true
+}
