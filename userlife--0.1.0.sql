@@ -3,6 +3,10 @@
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION userlife" to load this file. \quit
 
+-- The schema belongs to the extension, so that DROP EXTENSION removes it.
+CREATE SCHEMA userlife;
+COMMENT ON SCHEMA userlife IS 'userlife: end-user lifecycle, audit and events';
+
 ------------------------------------------------------------------------
 -- Group roles (cluster-wide: created when missing, left by DROP EXTENSION)
 ------------------------------------------------------------------------

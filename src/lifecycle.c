@@ -1195,8 +1195,7 @@ userlife_restore_user(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_USERLIFE_RETENTION_OVER),
 				 errmsg("retention window is over"),
-				 errdetail("The user was due for purge at %s.",
-						   timestamptz_to_str(u.purge_after))));
+				 errdetail("The user's retention period has ended; it is due for purge.")));
 	values[0] = u.user_id;
 	UserlifeBeginWrite(scope.caller, UserlifeOptionalText(fcinfo, 2), "restore");
 	CurrentWrite.lifecycle_path = true;

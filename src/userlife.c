@@ -100,20 +100,36 @@ _PG_init(void)
 	LifecycleInit();
 }
 
-/* check_default_retention: the setting must parse as a positive interval */
+/*
+ * check_default_retention: the setting must parse as a positive interval.
+ * A check hook must not throw, so a parse error is caught and reported
+ * through the GUC machinery.
+ */
 static bool
 check_default_retention(char **newval, void **extra, GucSource source)
 {
-	Interval   *iv;
+	Interval   *iv = NULL;
 	Interval	zero = {0, 0, 0};
+	MemoryContext oldcontext = CurrentMemoryContext;
 
 	if (*newval == NULL)
 		return false;
-	iv = (Interval *) DatumGetPointer(DirectFunctionCall3(interval_in,
-														  CStringGetDatum(*newval),
-														  ObjectIdGetDatum(InvalidOid),
-														  Int32GetDatum(-1)));
-	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(iv),
+	PG_TRY();
+	{
+		iv = (Interval *) DatumGetPointer(DirectFunctionCall3(interval_in,
+															  CStringGetDatum(*newval),
+															  ObjectIdGetDatum(InvalidOid),
+															  Int32GetDatum(-1)));
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		FlushErrorState();
+		iv = NULL;
+	}
+	PG_END_TRY();
+	if (iv == NULL ||
+		DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(iv),
 										  IntervalPGetDatum(&zero))) <= 0)
 	{
 		GUC_check_errdetail("The retention must be a positive interval.");
