@@ -1,0 +1,72 @@
+-- demo/story.sql — a readable walk through a user's lifecycle.
+\set ON_ERROR_STOP 1
+\pset footer off
+\set QUIET 1
+SET client_min_messages = warning;
+
+\echo
+\echo '== 1. Install: CREATE EXTENSION userlife CASCADE (pulls in pgcrypto and pg_trgm)'
+CREATE EXTENSION IF NOT EXISTS userlife CASCADE;
+SELECT extname, extversion FROM pg_extension WHERE extname IN ('userlife', 'pgcrypto', 'pg_trgm') ORDER BY 1;
+
+\echo '== 2. A partner (tenant) with a 30-day retention for deleted users'
+SELECT partner, display_name, retention FROM userlife.create_partner('acme', 'Acme Payments', '30 days');
+
+\echo '== 3. The partner registers three end users; an operator is named for the audit'
+SET userlife.actor = 'onboarding-service';
+SELECT external_id, display_name, email, status, version
+  FROM userlife.register_user('acme', 'cust-001', 'Ada Lovelace', 'ada@example.com', '{"plan": "pro"}', '{beta}');
+SELECT external_id, display_name, email, status, version
+  FROM userlife.register_user('acme', 'cust-002', 'Grace Hopper', 'grace@example.com');
+SELECT external_id, display_name, email, status, version
+  FROM userlife.register_user('acme', 'cust-003', 'Alan Turing', 'alan@example.com', status => 'inactive');
+
+\echo '== 4. The users, as list_users pages them'
+SELECT external_id, display_name, status, tags FROM userlife.list_users('acme');
+
+\echo '== 5. What each registration wrote, in the same transaction: one audit row ...'
+SELECT audit_id, action, external_id, db_role, actor, changed_fields FROM userlife.audit ORDER BY audit_id;
+\echo '   ... and one change event for the outbox'
+SELECT event_id, event_type, payload->>'external_id' AS external_id, payload->>'status' AS status
+  FROM userlife.events ORDER BY event_id;
+
+\echo '== 6. Ada through the status machine (userlife.transitions decides what is allowed)'
+SET userlife.actor = 'ops@acme.test';
+\echo '   flag for review:'
+SELECT status, status_reason, version FROM userlife.set_status('acme', 'cust-001', 'flagged', 'unusual login pattern');
+\echo '   block -- a reason is required; without one the call fails with 22023:'
+\set ON_ERROR_STOP 0
+SELECT userlife.set_status('acme', 'cust-001', 'blocked');
+\set ON_ERROR_STOP 1
+SELECT status, status_reason, version FROM userlife.set_status('acme', 'cust-001', 'blocked', 'chargeback confirmed');
+\echo '   blocked -> inactive is not in the table: UL001'
+\set ON_ERROR_STOP 0
+SELECT userlife.disable_user('acme', 'cust-001', 'try');
+\set ON_ERROR_STOP 1
+\echo '   unblock (blocked -> active, with a reason):'
+SELECT status, status_reason, version FROM userlife.enable_user('acme', 'cust-001', 'chargeback reversed by bank');
+
+\echo '== 7. Fraud flag: jobs are still recorded with all their data, but every one fails'
+SELECT is_fraudulent, version FROM userlife.set_fraud_flag('acme', 'cust-001', true, 'linked to fraud ring');
+SELECT job_type, outcome, failure_reason, payload
+  FROM userlife.record_job('acme', 'cust-001', 'document_check', 'passed', '{"score": 0.97}');
+
+\echo '== 8. Soft deletion, then restore within the retention window'
+SELECT status, deleted_at IS NOT NULL AS deleted, purge_after::date - deleted_at::date AS days_kept
+  FROM userlife.delete_user('acme', 'cust-001', 'user asked to close the account');
+SELECT status, deleted_at IS NULL AS undeleted FROM userlife.restore_user('acme', 'cust-001', 'closed by mistake');
+
+\echo '== 9. Re-enrollment: refused (23505) until compliance allows it, then allowed once'
+\set ON_ERROR_STOP 0
+SELECT userlife.register_user('acme', 'cust-001', 'Ada King');
+\set ON_ERROR_STOP 1
+SELECT userlife.allow_reenroll('acme', 'cust-001', reason => 'identity re-verified');
+SELECT external_id, display_name, status, enrollment_count, is_fraudulent, version
+  FROM userlife.register_user('acme', 'cust-001', 'Ada King', 'ada.king@example.com');
+
+\echo '== 10. Ada''s audit trail, oldest first, and its hash chain'
+SELECT audit_id, action, actor, reason, changed_fields FROM userlife.user_history('acme', 'cust-001');
+SELECT userlife.verify_audit('acme', 'cust-001') AS chain_intact;
+
+\echo '== 11. Users per status'
+SELECT status, users FROM userlife.status_counts WHERE partner = 'acme' ORDER BY status;
