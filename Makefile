@@ -7,8 +7,10 @@ OBJS = \
 	src/userlife.o \
 	src/access.o \
 	src/audit.o \
+	src/events.o \
 	src/lifecycle.o \
-	src/listing.o
+	src/listing.o \
+	src/retention.o
 
 DATA = $(wildcard $(EXTENSION)--*.sql)
 
@@ -21,3 +23,11 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# the reference event worker (libpq), see worker/userlife_worker.c
+WORKER = worker/userlife_worker
+EXTRA_CLEAN += $(WORKER)
+all: $(WORKER)
+$(WORKER): worker/userlife_worker.c
+	$(CC) -O2 -Wall -Wextra -Werror -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
+		-L$(shell $(PG_CONFIG) --libdir) -lpq

@@ -205,8 +205,10 @@ CREATE TABLE userlife.tombstones (
 	enrollment_count   integer NOT NULL,
 	allow_new_enroll   boolean NOT NULL DEFAULT false,
 	purged_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	audit_head         bytea,
 	CONSTRAINT tombstones_pkey PRIMARY KEY (partner, external_id_digest)
 );
+CREATE INDEX tombstones_user_idx ON userlife.tombstones (user_id);
 COMMENT ON TABLE userlife.tombstones IS 'what remains of purged users: a SHA-256 digest of the external_id, no personal data';
 
 SELECT pg_catalog.pg_extension_config_dump('userlife.partners', '');
@@ -232,6 +234,11 @@ CREATE FUNCTION userlife.users_audit_insert() RETURNS trigger
 COMMENT ON FUNCTION userlife.users_audit_insert() IS
 	'AFTER INSERT trigger on users: writes the registration audit row and event';
 
+CREATE FUNCTION userlife.audit_guard() RETURNS trigger
+	LANGUAGE c AS 'MODULE_PATHNAME', 'userlife_audit_guard';
+COMMENT ON FUNCTION userlife.audit_guard() IS
+	'trigger on audit: refuses UPDATE, DELETE and TRUNCATE but the redaction done by purge and erasure';
+
 CREATE FUNCTION userlife.transitions_changed() RETURNS trigger
 	LANGUAGE c AS 'MODULE_PATHNAME', 'userlife_transitions_changed';
 COMMENT ON FUNCTION userlife.transitions_changed() IS
@@ -244,6 +251,15 @@ CREATE TRIGGER zz_users_guard
 CREATE TRIGGER users_audit_insert
 	AFTER INSERT ON userlife.users
 	FOR EACH ROW EXECUTE FUNCTION userlife.users_audit_insert();
+-- enabled ALWAYS: session_replication_role does not switch them off
+CREATE TRIGGER audit_append_only
+	BEFORE UPDATE OR DELETE OR TRUNCATE ON userlife.audit
+	FOR EACH STATEMENT EXECUTE FUNCTION userlife.audit_guard();
+CREATE TRIGGER audit_append_only_row
+	BEFORE UPDATE OR DELETE ON userlife.audit
+	FOR EACH ROW EXECUTE FUNCTION userlife.audit_guard();
+ALTER TABLE userlife.audit ENABLE ALWAYS TRIGGER audit_append_only;
+ALTER TABLE userlife.audit ENABLE ALWAYS TRIGGER audit_append_only_row;
 CREATE TRIGGER transitions_merge
 	BEFORE INSERT ON userlife.transitions
 	FOR EACH ROW EXECUTE FUNCTION userlife.transitions_changed();
@@ -395,6 +411,47 @@ CREATE FUNCTION userlife.verify_audit(partner text, external_id text)
 	LANGUAGE c STABLE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_verify_audit';
 COMMENT ON FUNCTION userlife.verify_audit(text, text) IS 'checks a user''s audit hash chain';
 
+CREATE FUNCTION userlife.set_legal_hold(partner text, external_id text, hold boolean, reason text)
+	RETURNS userlife.users
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_set_legal_hold';
+COMMENT ON FUNCTION userlife.set_legal_hold(text, text, boolean, text) IS
+	'places or releases a legal hold; a held user is never purged or erased';
+
+CREATE FUNCTION userlife.purge_expired(batch_size integer DEFAULT 1000)
+	RETURNS bigint
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_purge_expired';
+COMMENT ON FUNCTION userlife.purge_expired(integer) IS
+	'hard-deletes up to batch_size users past their retention, leaving tombstones and a redacted audit';
+
+CREATE FUNCTION userlife.erase_user(partner text, external_id text, reason text)
+	RETURNS boolean
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_erase_user';
+COMMENT ON FUNCTION userlife.erase_user(text, text, text) IS
+	'purges one user at once, whatever its status (right to erasure)';
+
+CREATE FUNCTION userlife.run_maintenance(batch_size integer DEFAULT 1000)
+	RETURNS jsonb
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_run_maintenance';
+COMMENT ON FUNCTION userlife.run_maintenance(integer) IS
+	'ends due suspensions, purges expired users, drops old delivered events; returns counts';
+
+CREATE FUNCTION userlife.schedule_maintenance(schedule text DEFAULT '*/5 * * * *')
+	RETURNS bigint
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_schedule_maintenance';
+COMMENT ON FUNCTION userlife.schedule_maintenance(text) IS
+	'registers run_maintenance with pg_cron; returns the job id';
+
+CREATE FUNCTION userlife.claim_events(max_events integer DEFAULT 100, partner text DEFAULT NULL)
+	RETURNS SETOF userlife.events
+	LANGUAGE c VOLATILE PARALLEL UNSAFE ROWS 100 AS 'MODULE_PATHNAME', 'userlife_claim_events';
+COMMENT ON FUNCTION userlife.claim_events(integer, text) IS
+	'claims the oldest undelivered events (SKIP LOCKED); unacknowledged claims lapse after 5 minutes';
+
+CREATE FUNCTION userlife.ack_events(event_ids bigint[])
+	RETURNS integer
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_ack_events';
+COMMENT ON FUNCTION userlife.ack_events(bigint[]) IS 'marks claimed events delivered';
+
 ------------------------------------------------------------------------
 -- Views
 ------------------------------------------------------------------------
@@ -403,6 +460,12 @@ CREATE VIEW userlife.status_counts AS
 	FROM userlife.users u
 	GROUP BY u.partner, u.status;
 COMMENT ON VIEW userlife.status_counts IS 'number of users per partner and status';
+
+CREATE VIEW userlife.due_for_purge AS
+	SELECT u.partner, u.external_id, u.purge_after, u.legal_hold
+	FROM userlife.users u
+	WHERE u.status OPERATOR(pg_catalog.=) 'deleted' AND u.purge_after OPERATOR(pg_catalog.<=) pg_catalog.now();
+COMMENT ON VIEW userlife.due_for_purge IS 'soft-deleted users whose retention has ended (held ones stay until released)';
 
 ------------------------------------------------------------------------
 -- Privileges: no one writes the tables but the extension owner; all
@@ -418,7 +481,7 @@ GRANT SELECT ON userlife.users, userlife.status_counts TO userlife_reader, userl
 	userlife_compliance, userlife_admin, userlife_owner;
 GRANT SELECT ON userlife.jobs TO userlife_reader, userlife_developer,
 	userlife_compliance, userlife_admin, userlife_owner;
-GRANT SELECT ON userlife.audit TO userlife_compliance, userlife_admin, userlife_owner;
+GRANT SELECT ON userlife.audit, userlife.due_for_purge TO userlife_compliance, userlife_admin, userlife_owner;
 GRANT SELECT ON userlife.events TO userlife_developer, userlife_admin, userlife_owner;
 GRANT SELECT ON userlife.partners, userlife.transitions TO userlife_reader, userlife_developer,
 	userlife_compliance, userlife_admin, userlife_owner;
@@ -447,11 +510,20 @@ GRANT EXECUTE ON FUNCTION
 	userlife.delete_users(text, text[], text),
 	userlife.restore_user(text, text, text),
 	userlife.user_history(text, text),
-	userlife.verify_audit(text, text)
+	userlife.verify_audit(text, text),
+	userlife.erase_user(text, text, text),
+	userlife.set_legal_hold(text, text, boolean, text)
 	TO userlife_compliance, userlife_admin, userlife_owner;
+GRANT EXECUTE ON FUNCTION
+	userlife.claim_events(integer, text),
+	userlife.ack_events(bigint[])
+	TO userlife_developer, userlife_admin, userlife_owner;
 GRANT EXECUTE ON FUNCTION
 	userlife.create_partner(text, text, interval),
 	userlife.set_retention(text, interval),
 	userlife.bind_partner(regrole, text),
-	userlife.unbind_partner(regrole, text)
+	userlife.unbind_partner(regrole, text),
+	userlife.purge_expired(integer),
+	userlife.run_maintenance(integer),
+	userlife.schedule_maintenance(text)
 	TO userlife_owner;

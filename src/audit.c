@@ -57,6 +57,7 @@ PG_FUNCTION_INFO_V1(userlife_users_guard);
 PG_FUNCTION_INFO_V1(userlife_users_audit_insert);
 PG_FUNCTION_INFO_V1(userlife_user_history);
 PG_FUNCTION_INFO_V1(userlife_verify_audit);
+PG_FUNCTION_INFO_V1(userlife_audit_guard);
 
 #define HASH_LEN PG_SHA256_DIGEST_LENGTH
 
@@ -137,12 +138,17 @@ typedef struct AuditRecord
 
 static void reset_attnums(Datum arg, Oid relid);
 static void notify_xact_callback(XactEvent event, void *arg);
+static void reset_redaction(XactEvent event, void *arg);
+static void reset_redaction_subxact(SubXactEvent event, SubTransactionId mySubid,
+									SubTransactionId parentSubid, void *arg);
 
 void
 AuditInit(void)
 {
 	CacheRegisterRelcacheCallback(reset_attnums, (Datum) 0);
 	RegisterXactCallback(notify_xact_callback, NULL);
+	RegisterXactCallback(reset_redaction, NULL);
+	RegisterSubXactCallback(reset_redaction_subxact, NULL);
 }
 
 static void
@@ -427,24 +433,12 @@ is_redacted(const AuditRecord *rec, const char *field)
 	return false;
 }
 
-/*
- * value_digest
- *		SHA-256 of the JSON text of values[field]; for a redacted field the
- *		stored value is that digest itself, in hex.  A missing key digests
- *		as the empty string.
- */
+/* jsonb_value_digest: SHA-256 of the JSON text of one value */
 static void
-value_digest(const AuditRecord *rec, Jsonb *values, const char *field, uint8 *out)
+jsonb_value_digest(JsonbValue *v, uint8 *out)
 {
-	JsonbValue *v = getKeyJsonValueFromContainer(&values->root, field, strlen(field), NULL);
 	char	   *text;
 
-	if (v != NULL && is_redacted(rec, field) && v->type == jbvString &&
-		v->val.string.len == HASH_LEN * 2)
-	{
-		hex_decode(v->val.string.val, HASH_LEN * 2, (char *) out);
-		return;
-	}
 	if (v == NULL)
 		text = "";
 	else if (v->type == jbvBinary)
@@ -456,6 +450,42 @@ value_digest(const AuditRecord *rec, Jsonb *values, const char *field, uint8 *ou
 		text = JsonbToCString(NULL, &scalar->root, VARSIZE(scalar));
 	}
 	sha256(text, strlen(text), out);
+}
+
+static bool
+is_hex_digest(const JsonbValue *v)
+{
+	int			i;
+
+	if (v->type != jbvString || v->val.string.len != HASH_LEN * 2)
+		return false;
+	for (i = 0; i < HASH_LEN * 2; i++)
+	{
+		char		c = v->val.string.val[i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * value_digest
+ *		SHA-256 of the JSON text of values[field]; for a redacted field the
+ *		stored value is that digest itself, in hex.  A missing key digests
+ *		as the empty string.
+ */
+static void
+value_digest(const AuditRecord *rec, Jsonb *values, const char *field, uint8 *out)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(&values->root, field, strlen(field), NULL);
+
+	if (v != NULL && is_redacted(rec, field) && is_hex_digest(v))
+	{
+		hex_decode(v->val.string.val, HASH_LEN * 2, (char *) out);
+		return;
+	}
+	jsonb_value_digest(v, out);
 }
 
 /* compute_row_hash: fills rec->row_hash from prev_hash and the content */
@@ -1065,6 +1095,208 @@ userlife_users_audit_insert(PG_FUNCTION_ARGS)
 	append_audit(&rec, user_id);
 	UserlifeSpiFinish();
 	return PointerGetDatum(NULL);
+}
+
+/*------------------------------------------------------------------------
+ * Append-only guard and redaction
+ *------------------------------------------------------------------------
+ */
+
+/* set only while AuditRedactUser rewrites a user's rows */
+static bool redaction_in_progress = false;
+
+static void
+reset_redaction(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		redaction_in_progress = false;
+}
+
+static void
+reset_redaction_subxact(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		redaction_in_progress = false;
+}
+
+/*
+ * audit_guard: BEFORE UPDATE/DELETE/TRUNCATE trigger on userlife.audit, per
+ * statement and per row, enabled ALWAYS.  Refuses every change but the
+ * UPDATEs AuditRedactUser makes.
+ */
+Datum
+userlife_audit_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("userlife.audit_guard can only be called as a trigger")));
+	if (redaction_in_progress && TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		return PointerGetDatum(TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ?
+							   trigdata->tg_newtuple : NULL);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("userlife.audit is append-only"),
+			 errdetail("Audit rows cannot be updated, deleted or truncated, not even by a superuser."),
+			 errhint("Purge and erasure redact personal data through userlife's own functions.")));
+	return PointerGetDatum(NULL);	/* keep compiler quiet */
+}
+
+static const char *const personal_fields[] = {
+	"display_name", "email", "external_id", "metadata", "verified_attributes"
+};
+
+static bool
+is_personal(const char *key, int len)
+{
+	int			i;
+
+	for (i = 0; i < (int) lengthof(personal_fields); i++)
+		if ((int) strlen(personal_fields[i]) == len && strncmp(personal_fields[i], key, len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * redact_values
+ *		Copy of values in which every personal field not yet redacted holds
+ *		the hex SHA-256 of its JSON text, the digest the chain already
+ *		covers.  Adds the fields it redacts to *redacted.
+ */
+static Jsonb *
+redact_values(Jsonb *values, List **redacted)
+{
+	JsonbParseState *state = NULL;
+	JsonbIterator *it = JsonbIteratorInit(&values->root);
+	JsonbIteratorToken tok;
+	JsonbValue	k;
+	JsonbValue	v;
+	JsonbValue *res = NULL;
+
+	if (!JB_ROOT_IS_OBJECT(values))
+		return values;
+	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		if (tok == WJB_BEGIN_OBJECT || tok == WJB_END_OBJECT)
+		{
+			res = pushJsonbValue(&state, tok, NULL);
+			continue;
+		}
+		if (tok != WJB_KEY)
+			continue;
+		tok = JsonbIteratorNext(&it, &v, true);
+		pushJsonbValue(&state, WJB_KEY, &k);
+		if (is_personal(k.val.string.val, k.val.string.len) && v.type != jbvNull)
+		{
+			char	   *name = pnstrdup(k.val.string.val, k.val.string.len);
+			bool		already = false;
+			ListCell   *lc;
+
+			foreach(lc, *redacted)
+				if (strcmp((char *) lfirst(lc), name) == 0)
+					already = true;
+			if (!already || !is_hex_digest(&v))
+			{
+				uint8		d[HASH_LEN];
+				char	   *hex = palloc(HASH_LEN * 2 + 1);
+
+				jsonb_value_digest(&v, d);
+				hex_encode((char *) d, HASH_LEN, hex);
+				hex[HASH_LEN * 2] = '\0';
+				v.type = jbvString;
+				v.val.string.val = hex;
+				v.val.string.len = HASH_LEN * 2;
+				if (!already)
+					*redacted = lappend(*redacted, name);
+			}
+		}
+		pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	return JsonbValueToJsonb(res);
+}
+
+/*
+ * AuditRedactUser
+ *		Removes the personal data of one user from its audit rows (the
+ *		values of display_name, email, external_id, metadata and verified
+ *		attributes become their SHA-256 digests, the external_id column
+ *		NULL) and from its events, leaving the hash chain verifiable.  The
+ *		caller must be inside UserlifeSpiConnect, as the extension owner.
+ */
+void
+AuditRedactUser(Datum user_id)
+{
+	static SPIPlanPtr select_plan = NULL;
+	static SPIPlanPtr update_plan = NULL;
+	static SPIPlanPtr events_plan = NULL;
+	Oid			argtypes[1] = {UUIDOID};
+	Oid			uargtypes[4] = {INT8OID, JSONBOID, JSONBOID, TEXTARRAYOID};
+	Datum		values[1] = {user_id};
+	SPITupleTable *rows;
+	uint64		nrows;
+	uint64		i;
+	int			rc;
+
+	rc = SPI_execute_plan(UserlifePreparePlan(&select_plan,
+											  "SELECT a.audit_id, a.old_values, a.new_values, a.redacted_fields "
+											  "FROM userlife.audit a WHERE a.user_id = $1 ORDER BY a.audit_id",
+											  1, argtypes),
+						  values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "audit lookup for redaction failed");
+	rows = SPI_tuptable;
+	nrows = SPI_processed;
+
+	redaction_in_progress = true;
+	for (i = 0; i < nrows; i++)
+	{
+		HeapTuple	tup = rows->vals[i];
+		bool		isnull;
+		List	   *redacted = NIL;
+		Datum	   *elems;
+		bool	   *enulls;
+		int			n;
+		int			k;
+		Datum		uvalues[4];
+		Datum	   *relems;
+		ListCell   *lc;
+
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, rows->tupdesc, 4, &isnull)),
+						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &n);
+		for (k = 0; k < n; k++)
+			if (!enulls[k])
+				redacted = lappend(redacted, TextDatumGetCString(elems[k]));
+		uvalues[0] = SPI_getbinval(tup, rows->tupdesc, 1, &isnull);
+		uvalues[1] = JsonbPGetDatum(redact_values(DatumGetJsonbP(SPI_getbinval(tup, rows->tupdesc, 2, &isnull)),
+												  &redacted));
+		uvalues[2] = JsonbPGetDatum(redact_values(DatumGetJsonbP(SPI_getbinval(tup, rows->tupdesc, 3, &isnull)),
+												  &redacted));
+		relems = palloc(sizeof(Datum) * (list_length(redacted) + 1));
+		k = 0;
+		foreach(lc, redacted)
+			relems[k++] = CStringGetTextDatum((char *) lfirst(lc));
+		uvalues[3] = PointerGetDatum(construct_array(relems, k, TEXTOID, -1, false, TYPALIGN_INT));
+		rc = SPI_execute_plan(UserlifePreparePlan(&update_plan,
+												  "UPDATE userlife.audit a SET old_values = $2, new_values = $3,"
+												  " redacted_fields = $4, external_id = NULL WHERE a.audit_id = $1",
+												  4, uargtypes),
+							  uvalues, NULL, false, 0);
+		if (rc != SPI_OK_UPDATE)
+			elog(ERROR, "audit redaction failed");
+	}
+	redaction_in_progress = false;
+
+	rc = SPI_execute_plan(UserlifePreparePlan(&events_plan,
+											  "UPDATE userlife.events e SET payload = e.payload"
+											  " OPERATOR(pg_catalog.||) '{\"external_id\": null}'::pg_catalog.jsonb"
+											  " WHERE e.user_id = $1",
+											  1, argtypes),
+						  values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "event redaction failed");
 }
 
 /*------------------------------------------------------------------------

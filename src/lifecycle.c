@@ -274,8 +274,9 @@ require_partner(const char *partner)
 				 errmsg("partner \"%s\" does not exist", partner)));
 }
 
-static void
-user_not_found(const char *partner, const char *external_id)
+/* UserlifeUserNotFound: raises P0002 for the partner or, if it exists, the user */
+void
+UserlifeUserNotFound(const char *partner, const char *external_id)
 {
 	require_partner(partner);
 	ereport(ERROR,
@@ -327,7 +328,21 @@ static void
 require_user(const char *partner, const char *external_id, RowLock lock, UserRow *u)
 {
 	if (!fetch_user(partner, external_id, lock, u))
-		user_not_found(partner, external_id);
+		UserlifeUserNotFound(partner, external_id);
+}
+
+/*
+ * UserlifeGetUserRow
+ *		The user's row as a userlife.users Datum in the caller's memory;
+ *		P0002 when absent.  Must run inside AccessEnter.
+ */
+Datum
+UserlifeGetUserRow(const char *partner, const char *external_id)
+{
+	UserRow		u;
+
+	require_user(partner, external_id, LOCK_NONE, &u);
+	return SPI_datumTransfer(u.row, false, -1);
 }
 
 /* require_email_free: 23505 when another live user of the partner has the address */
@@ -702,7 +717,7 @@ userlife_allow_reenroll(PG_FUNCTION_ARGS)
 				  " AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8'))",
 				  3, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
 		if (SPI_processed == 0)
-			user_not_found(partner, external_id);
+			UserlifeUserNotFound(partner, external_id);
 	}
 	AccessLeave(&scope);
 	PG_RETURN_BOOL(allow);

@@ -125,8 +125,12 @@ extern void AuditComputeHash(uint8 *out, const uint8 *prev_hash, int prev_len,
 							 TimestampTz at, uint64 txid,
 							 Datum changed_fields, Datum old_values, Datum new_values);
 
+extern void AuditRedactUser(Datum user_id);
+
 /* lifecycle.c */
 extern void LifecycleInit(void);
 extern bool LifecycleTransitionAllowed(UserStatus from, UserStatus to, bool *requires_reason);
+extern void UserlifeUserNotFound(const char *partner, const char *external_id) pg_attribute_noreturn();
+extern Datum UserlifeGetUserRow(const char *partner, const char *external_id);
 
 #endif							/* USERLIFE_H */

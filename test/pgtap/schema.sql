@@ -1,7 +1,7 @@
 -- Schema contract: the objects of SPEC §2, §5 and §9 exist with the SPEC's
 -- names, argument types, return types and column types.
 BEGIN;
-SELECT plan(106);
+SELECT plan(124);
 
 SELECT has_schema('userlife');
 SELECT has_extension('userlife');
@@ -13,6 +13,13 @@ SELECT has_table('userlife', t, 'table userlife.' || t)
   FROM unnest(ARRAY['partners', 'partner_bindings', 'users', 'audit', 'events', 'jobs',
                     'tombstones', 'transitions']) t;
 SELECT has_view('userlife', 'status_counts', 'view status_counts');
+SELECT has_view('userlife', 'due_for_purge', 'view due_for_purge');
+SELECT columns_are('userlife', 'due_for_purge', ARRAY['partner', 'external_id', 'purge_after', 'legal_hold'],
+                   'due_for_purge columns');
+SELECT columns_are('userlife', 'status_counts', ARRAY['partner', 'status', 'users'], 'status_counts columns');
+SELECT columns_are('userlife', 'tombstones',
+                   ARRAY['partner', 'external_id_digest', 'user_id', 'enrollment_count', 'allow_new_enroll',
+                         'purged_at', 'audit_head'], 'tombstones hold no personal data');
 
 -- users columns (SPEC §2)
 SELECT col_type_is('userlife', 'users', c, t, 'users.' || c || ' is ' || t)
@@ -79,7 +86,14 @@ SELECT has_function('userlife', f, a, format('function userlife.%s(%s)', f, arra
     ('restore_user', ARRAY['text', 'text', 'text']),
     ('record_job', ARRAY['text', 'text', 'text', 'text', 'jsonb']),
     ('user_history', ARRAY['text', 'text']),
-    ('verify_audit', ARRAY['text', 'text'])) AS v(f, a);
+    ('verify_audit', ARRAY['text', 'text']),
+    ('set_legal_hold', ARRAY['text', 'text', 'boolean', 'text']),
+    ('purge_expired', ARRAY['integer']),
+    ('erase_user', ARRAY['text', 'text', 'text']),
+    ('run_maintenance', ARRAY['integer']),
+    ('schedule_maintenance', ARRAY['text']),
+    ('claim_events', ARRAY['integer', 'text']),
+    ('ack_events', ARRAY['bigint[]'])) AS v(f, a);
 
 SELECT function_returns('userlife', f, a, r, format('userlife.%s returns %s', f, r))
   FROM (VALUES
@@ -97,7 +111,14 @@ SELECT function_returns('userlife', f, a, r, format('userlife.%s returns %s', f,
     ('delete_users', ARRAY['text', 'text[]', 'text'], 'setof record'),
     ('record_job', ARRAY['text', 'text', 'text', 'text', 'jsonb'], 'userlife.jobs'),
     ('user_history', ARRAY['text', 'text'], 'setof userlife.audit'),
-    ('verify_audit', ARRAY['text', 'text'], 'boolean')) AS v(f, a, r);
+    ('verify_audit', ARRAY['text', 'text'], 'boolean'),
+    ('set_legal_hold', ARRAY['text', 'text', 'boolean', 'text'], 'userlife.users'),
+    ('purge_expired', ARRAY['integer'], 'bigint'),
+    ('erase_user', ARRAY['text', 'text', 'text'], 'boolean'),
+    ('run_maintenance', ARRAY['integer'], 'jsonb'),
+    ('schedule_maintenance', ARRAY['text'], 'bigint'),
+    ('claim_events', ARRAY['integer', 'text'], 'setof userlife.events'),
+    ('ack_events', ARRAY['bigint[]'], 'integer')) AS v(f, a, r);
 
 -- argument names, so callers can use =>
 SELECT is((SELECT proargnames FROM pg_proc WHERE oid = 'userlife.list_users'::regproc),

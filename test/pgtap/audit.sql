@@ -1,0 +1,129 @@
+-- Audit (SPEC §7) and retention (SPEC §5.6): append-only for every role,
+-- tamper evidence, redaction that keeps the chain verifiable, purge,
+-- erasure, legal hold, tombstones, maintenance, and event claiming.
+BEGIN;
+SELECT plan(48);
+
+SELECT lives_ok($$SELECT userlife.create_partner('aud', retention => '1 day')$$, 'partner');
+SELECT lives_ok($$SELECT userlife.register_user('aud', 'zq-77-unique', 'Zebulon Quux', 'zebulon@quux.example',
+                                                '{"passport": "passport-998877"}')$$, 'a user with personal data');
+SELECT lives_ok($$SELECT userlife.set_status('aud', 'zq-77-unique', 'suspended', 'review')$$, 'change 1');
+SELECT lives_ok($$SELECT userlife.update_user('aud', 'zq-77-unique', display_name => 'Zebulon Q. Quux')$$, 'change 2');
+SELECT lives_ok($$SELECT userlife.mark_verified('aud', 'zq-77-unique', '{"name": "Zebulon Quux"}')$$, 'change 3');
+SELECT lives_ok($$SELECT userlife.enable_user('aud', 'zq-77-unique')$$, 'change 4');
+SELECT ok(userlife.verify_audit('aud', 'zq-77-unique'), 'the chain verifies');
+
+-- append-only, superuser included, session_replication_role included
+SELECT throws_ok($$UPDATE userlife.audit SET reason = 'x'$$, '42501', NULL, 'UPDATE of audit refused');
+SELECT throws_ok($$DELETE FROM userlife.audit$$, '42501', NULL, 'DELETE of audit refused');
+SELECT throws_ok($$DELETE FROM userlife.audit WHERE false$$, '42501', NULL, 'even a DELETE that matches nothing');
+SELECT throws_ok($$TRUNCATE userlife.audit$$, '42501', NULL, 'TRUNCATE of audit refused');
+SET LOCAL session_replication_role = replica;
+SELECT throws_ok($$UPDATE userlife.audit SET reason = 'x'$$, '42501', NULL, 'refused in replica mode too');
+RESET session_replication_role;
+
+-- tampering with the guards switched off by a superuser is detected
+CREATE FUNCTION pg_temp.tampered(sql text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+	intact boolean;
+BEGIN
+	ALTER TABLE userlife.audit DISABLE TRIGGER ALL;
+	EXECUTE sql;
+	ALTER TABLE userlife.audit ENABLE TRIGGER ALL;
+	intact := userlife.verify_audit('aud', 'zq-77-unique');
+	RAISE EXCEPTION 'undo' USING ERRCODE = 'P0001', DETAIL = intact::text;
+EXCEPTION WHEN raise_exception THEN
+	GET STACKED DIAGNOSTICS sql = PG_EXCEPTION_DETAIL;
+	RETURN NOT sql::boolean;
+END
+$$;
+CREATE FUNCTION pg_temp.nth(n int) RETURNS bigint LANGUAGE sql AS $$
+	SELECT audit_id FROM userlife.audit WHERE partner = 'aud' AND external_id = 'zq-77-unique'
+	 ORDER BY audit_id OFFSET n - 1 LIMIT 1
+$$;
+SELECT ok(pg_temp.tampered(format($$UPDATE userlife.audit SET reason = 'routine' WHERE audit_id = %s$$, pg_temp.nth(2))),
+          'editing a reason is detected');
+SELECT ok(pg_temp.tampered(format($$UPDATE userlife.audit SET new_values = '{"display_name": "Someone Else"}' WHERE audit_id = %s$$, pg_temp.nth(3))),
+          'editing a value is detected');
+SELECT ok(pg_temp.tampered(format($$UPDATE userlife.audit SET at = at - interval '1 day' WHERE audit_id = %s$$, pg_temp.nth(2))),
+          'editing a time is detected');
+SELECT ok(pg_temp.tampered(format($$UPDATE userlife.audit SET db_role = 'nobody', actor = 'x' WHERE audit_id = %s$$, pg_temp.nth(4))),
+          'editing who did it is detected');
+SELECT ok(pg_temp.tampered(format($$UPDATE userlife.audit SET changed_fields = '{}' WHERE audit_id = %s$$, pg_temp.nth(3))),
+          'editing changed_fields is detected');
+SELECT ok(pg_temp.tampered(format($$DELETE FROM userlife.audit WHERE audit_id = %s$$, pg_temp.nth(3))),
+          'deleting a middle row is detected');
+SELECT ok(pg_temp.tampered(format($$DELETE FROM userlife.audit WHERE audit_id = %s$$, pg_temp.nth(5))),
+          'deleting the newest row is detected');
+SELECT ok(pg_temp.tampered(format($$DELETE FROM userlife.audit WHERE audit_id = %s$$, pg_temp.nth(1))),
+          'deleting the first row is detected');
+SELECT ok(pg_temp.tampered(format($$
+	UPDATE userlife.audit a SET (at, action, db_role, actor, reason, changed_fields, old_values, new_values,
+	                             txid, prev_hash, row_hash)
+	  = (b.at, b.action, b.db_role, b.actor, b.reason, b.changed_fields, b.old_values, b.new_values,
+	     b.txid, b.prev_hash, b.row_hash)
+	  FROM userlife.audit b
+	 WHERE (a.audit_id, b.audit_id) IN ((%1$s, %2$s), (%2$s, %1$s))$$, pg_temp.nth(2), pg_temp.nth(3))),
+          'swapping two rows (reordering) is detected');
+SELECT ok(userlife.verify_audit('aud', 'zq-77-unique'), 'untouched again after the tamper tests');
+
+-- legal hold blocks purge and erasure
+SELECT lives_ok($$SELECT userlife.delete_user('aud', 'zq-77-unique', 'user asked')$$, 'soft delete');
+SELECT lives_ok($$UPDATE userlife.users SET purge_after = now() - interval '1 minute'
+                   WHERE partner = 'aud' AND external_id = 'zq-77-unique'$$, 'retention ran out');
+SELECT is((SELECT count(*) FROM userlife.due_for_purge WHERE partner = 'aud'), 1::bigint, 'due_for_purge lists it');
+SELECT is((SELECT legal_hold FROM userlife.set_legal_hold('aud', 'zq-77-unique', true, 'litigation')), true,
+          'legal hold placed');
+SELECT is(userlife.purge_expired(), 0::bigint, 'purge_expired skips a held user');
+SELECT throws_ok($$SELECT userlife.erase_user('aud', 'zq-77-unique', 'gdpr')$$, 'UL004', NULL, 'erasure of a held user: UL004');
+SELECT throws_ok($$DELETE FROM userlife.users WHERE partner = 'aud' AND external_id = 'zq-77-unique'$$, 'UL004', NULL,
+                 'a direct DELETE of a held user: UL004');
+SELECT throws_ok($$SELECT userlife.set_legal_hold('aud', 'zq-77-unique', false, NULL)$$, '22004', NULL,
+                 'releasing needs a reason');
+SELECT lives_ok($$SELECT userlife.set_legal_hold('aud', 'zq-77-unique', false, 'settled')$$, 'hold released');
+SELECT is(userlife.purge_expired(), 1::bigint, 'then purge proceeds');
+
+-- what remains: a tombstone, a redacted audit that still verifies, nothing personal anywhere
+SELECT throws_ok($$SELECT userlife.get_user('aud', 'zq-77-unique')$$, 'P0002', NULL, 'the user is gone');
+SELECT is((SELECT count(*) FROM userlife.tombstones WHERE partner = 'aud'
+             AND external_id_digest = sha256(convert_to('zq-77-unique', 'UTF8'))), 1::bigint,
+          'a tombstone with the digest of the external_id');
+SELECT results_eq($$SELECT action FROM userlife.user_history('aud', 'zq-77-unique')$$,
+                  ARRAY['register', 'status', 'update', 'verify', 'status', 'delete', 'update',
+                        'legal_hold', 'legal_hold', 'purge'],
+                  'the history is kept, ending with one purge row');
+SELECT ok(userlife.verify_audit('aud', 'zq-77-unique'), 'the redacted chain still verifies');
+CREATE FUNCTION pg_temp.tables_mentioning(needle text) RETURNS text[] LANGUAGE plpgsql AS $$
+DECLARE
+	t text;
+	hits text[] := '{}';
+	found boolean;
+BEGIN
+	FOR t IN SELECT c.relname FROM pg_class c
+	          WHERE c.relnamespace = 'userlife'::regnamespace AND c.relkind = 'r' ORDER BY 1 LOOP
+		EXECUTE format('SELECT EXISTS (SELECT 1 FROM userlife.%I x WHERE x::text ILIKE %L)', t, '%' || needle || '%')
+		   INTO found;
+		IF found THEN hits := hits || t; END IF;
+	END LOOP;
+	RETURN hits;
+END
+$$;
+SELECT is(pg_temp.tables_mentioning('Zebulon'), '{}'::text[], 'no table holds the display name');
+SELECT is(pg_temp.tables_mentioning('quux.example'), '{}'::text[], 'no table holds the e-mail');
+SELECT is(pg_temp.tables_mentioning('zq-77-unique'), '{}'::text[], 'no table holds the external_id');
+SELECT is(pg_temp.tables_mentioning('998877'), '{}'::text[], 'no table holds the metadata');
+
+-- erasure of a live user, and re-enrollment of a tombstoned id
+SELECT lives_ok($$SELECT userlife.register_user('aud', 'er-1', 'Erin Erase', 'erin@erase.example')$$, 'another user');
+SELECT throws_ok($$SELECT userlife.erase_user('aud', 'er-1', NULL)$$, '22004', NULL, 'erasure needs a reason');
+SELECT ok(userlife.erase_user('aud', 'er-1', 'right to erasure'), 'erase_user');
+SELECT is(pg_temp.tables_mentioning('Erin Erase'), '{}'::text[], 'erased at once');
+SELECT throws_ok($$SELECT userlife.register_user('aud', 'er-1')$$, '23505', NULL,
+                 'a tombstoned external_id needs allow_reenroll');
+SELECT lives_ok($$SELECT userlife.allow_reenroll('aud', 'er-1')$$, 'allow_reenroll clears the tombstone');
+SELECT is((SELECT enrollment_count FROM userlife.register_user('aud', 'er-1', 'Erin Again')), 2,
+          're-enrolled with the next enrollment count');
+SELECT ok(userlife.verify_audit('aud', 'er-1'), 'its chain continues across the purge');
+
+SELECT * FROM finish();
+ROLLBACK;
