@@ -181,6 +181,7 @@ CREATE TABLE userlife.events (
 );
 COMMENT ON TABLE userlife.events IS 'outbox of change events, one per audited change';
 CREATE INDEX events_undelivered_idx ON userlife.events (event_id) WHERE delivered_at IS NULL;
+CREATE INDEX events_user_idx ON userlife.events (user_id);
 
 CREATE TABLE userlife.jobs (
 	job_id         bigint GENERATED ALWAYS AS IDENTITY,

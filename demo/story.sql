@@ -70,3 +70,19 @@ SELECT userlife.verify_audit('acme', 'cust-001') AS chain_intact;
 
 \echo '== 11. Users per status'
 SELECT status, users FROM userlife.status_counts WHERE partner = 'acme' ORDER BY status;
+
+\echo '== 12. Retention: a partner keeping deleted users for 2 seconds'
+SELECT partner, retention FROM userlife.create_partner('shortlived', 'Short-lived Ltd', '2 seconds');
+SELECT external_id, display_name, email FROM userlife.register_user('shortlived', 'temp-42', 'Tess Temporary', 'tess@example.com', '{"passport": "X1234567"}');
+SELECT status, purge_after > deleted_at AS kept_until_purge_after FROM userlife.delete_user('shortlived', 'temp-42', 'account closed');
+\echo '   due for purge once the retention has run out:'
+SELECT pg_sleep(2.5);
+SELECT partner, external_id, legal_hold FROM userlife.due_for_purge;
+SELECT userlife.purge_expired() AS users_purged;
+\echo '   what remains is a tombstone: a digest of the external_id, nothing personal'
+SELECT partner, encode(external_id_digest, 'hex') AS external_id_sha256, enrollment_count, purged_at IS NOT NULL AS purged
+  FROM userlife.tombstones WHERE partner = 'shortlived';
+\echo '   and a redacted audit: personal values are now their SHA-256 digests, the chain still verifies'
+SELECT action, external_id, redacted_fields, new_values->>'display_name' AS display_name
+  FROM userlife.user_history('shortlived', 'temp-42');
+SELECT userlife.verify_audit('shortlived', 'temp-42') AS chain_intact;

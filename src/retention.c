@@ -311,7 +311,8 @@ userlife_run_maintenance(PG_FUNCTION_ARGS)
 
 /*
  * schedule_maintenance(schedule): registers run_maintenance with pg_cron,
- * found through pg_extension wherever it is installed; 55000 without it.
+ * found through the extension's members wherever it is installed; 55000
+ * without it.
  */
 Datum
 userlife_schedule_maintenance(PG_FUNCTION_ARGS)
@@ -328,9 +329,16 @@ userlife_schedule_maintenance(PG_FUNCTION_ARGS)
 	int			rc;
 
 	AccessEnter(&scope, ACCESS_OWNER, NULL);
+	/* pg_cron keeps its functions in a schema of its own: find schedule() by membership */
 	run(&find_plan,
-		"SELECT n.nspname FROM pg_catalog.pg_extension e"
-		" JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_cron'",
+		"SELECT n.nspname FROM pg_catalog.pg_depend d"
+		" JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid"
+		" JOIN pg_catalog.pg_proc p ON p.oid = d.objid"
+		" JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+		" WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass"
+		" AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass"
+		" AND d.deptype = 'e' AND e.extname = 'pg_cron'"
+		" AND p.proname = 'schedule' AND p.pronargs = 3",
 		0, NULL, NULL, NULL, true, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,

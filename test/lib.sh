@@ -3,7 +3,8 @@
 # throwaway PostgreSQL 15 cluster.  Source it; it defines functions only.
 
 PG_BIN=/usr/lib/postgresql/15/bin
-USERLIFE_PACKAGES="postgresql-server-dev-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl"
+# pg_cron is for the test of schedule_maintenance
+USERLIFE_PACKAGES="postgresql-server-dev-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-cron"
 
 # userlife_install_packages [extra packages...]: apt-get only what is missing
 userlife_install_packages() {

@@ -1,0 +1,60 @@
+-- Retention, erasure, legal hold, maintenance, the audit guard and the
+-- outbox functions: their messages.
+\set SHOW_CONTEXT never
+SELECT partner FROM userlife.create_partner('ret', retention => '1 day');
+SELECT external_id FROM userlife.register_user('ret', 'h-1', 'Hal', 'hal@example.com');
+
+-- legal hold
+SELECT legal_hold, version FROM userlife.set_legal_hold('ret', 'h-1', true, 'subpoena');
+SELECT legal_hold, version FROM userlife.set_legal_hold('ret', 'h-1', true, 'again');
+SELECT userlife.erase_user('ret', 'h-1', 'gdpr');
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM userlife.users WHERE external_id = 'h-1';
+\echo :LAST_ERROR_SQLSTATE
+SELECT userlife.set_legal_hold('ret', 'h-1', NULL, 'x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT userlife.set_legal_hold('ret', 'h-1', false, NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT userlife.set_legal_hold('ret', 'nobody', true, 'x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT legal_hold FROM userlife.set_legal_hold('ret', 'h-1', false, 'case closed');
+SELECT action, reason, changed_fields FROM userlife.audit WHERE external_id = 'h-1' ORDER BY audit_id;
+
+-- erasure
+SELECT userlife.erase_user('ret', 'h-1', NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT userlife.erase_user('ret', 'h-1', '');
+\echo :LAST_ERROR_SQLSTATE
+SELECT userlife.erase_user('ret', 'nobody', 'x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT userlife.erase_user('ret', 'h-1', 'right to erasure');
+SELECT userlife.erase_user('ret', 'h-1', 'twice');
+\echo :LAST_ERROR_SQLSTATE
+SELECT action, reason, external_id, redacted_fields FROM userlife.user_history('ret', 'h-1');
+SELECT userlife.verify_audit('ret', 'h-1');
+
+-- purge
+SELECT userlife.purge_expired(0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT userlife.run_maintenance(-1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT userlife.schedule_maintenance();
+\echo :LAST_ERROR_SQLSTATE
+
+-- the audit is append-only
+UPDATE userlife.audit SET reason = 'rewritten';
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM userlife.audit;
+\echo :LAST_ERROR_SQLSTATE
+TRUNCATE userlife.audit;
+\echo :LAST_ERROR_SQLSTATE
+
+-- outbox
+SELECT userlife.claim_events(0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT userlife.claim_events(10001);
+\echo :LAST_ERROR_SQLSTATE
+SELECT userlife.claim_events(10, 'bad partner');
+\echo :LAST_ERROR_SQLSTATE
+SELECT userlife.ack_events(NULL);
+\echo :LAST_ERROR_SQLSTATE
