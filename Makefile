@@ -10,7 +10,8 @@ OBJS = \
 	src/events.o \
 	src/lifecycle.o \
 	src/listing.o \
-	src/retention.o
+	src/retention.o \
+	src/signature.o
 
 DATA = $(wildcard $(EXTENSION)--*.sql)
 

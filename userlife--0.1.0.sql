@@ -57,6 +57,33 @@ CREATE TABLE userlife.partner_bindings (
 );
 COMMENT ON TABLE userlife.partner_bindings IS 'which roles may act on which partners';
 
+CREATE TABLE userlife.partner_keys (
+	key_id      bigint GENERATED ALWAYS AS IDENTITY,
+	partner     text NOT NULL,
+	environment text NOT NULL,
+	secret      text NOT NULL,
+	created_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	expires_at  timestamptz,
+	CONSTRAINT partner_keys_pkey PRIMARY KEY (key_id),
+	CONSTRAINT partner_keys_partner_fkey FOREIGN KEY (partner)
+		REFERENCES userlife.partners (partner) ON DELETE CASCADE,
+	CONSTRAINT partner_keys_environment_known
+		CHECK (environment OPERATOR(pg_catalog.=) ANY (ARRAY['test', 'production']))
+);
+COMMENT ON TABLE userlife.partner_keys IS
+	'API keys for request signatures; readable by the extension owner only';
+CREATE INDEX partner_keys_partner_idx ON userlife.partner_keys (partner, environment);
+
+CREATE TABLE userlife.accepted_signatures (
+	partner          text NOT NULL,
+	signature_digest bytea NOT NULL,
+	expires_at       timestamptz NOT NULL,
+	CONSTRAINT accepted_signatures_pkey PRIMARY KEY (partner, signature_digest)
+);
+COMMENT ON TABLE userlife.accepted_signatures IS
+	'SHA-256 of signatures already accepted, kept until their timestamp leaves the allowed window';
+CREATE INDEX accepted_signatures_expires_idx ON userlife.accepted_signatures (expires_at);
+
 CREATE TABLE userlife.transitions (
 	from_status     userlife.user_status NOT NULL,
 	to_status       userlife.user_status NOT NULL,
@@ -214,6 +241,8 @@ COMMENT ON TABLE userlife.tombstones IS 'what remains of purged users: a SHA-256
 
 SELECT pg_catalog.pg_extension_config_dump('userlife.partners', '');
 SELECT pg_catalog.pg_extension_config_dump('userlife.partner_bindings', '');
+SELECT pg_catalog.pg_extension_config_dump('userlife.partner_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('userlife.partner_keys_key_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('userlife.users', '');
 SELECT pg_catalog.pg_extension_config_dump('userlife.audit', '');
 SELECT pg_catalog.pg_extension_config_dump('userlife.events', '');
@@ -453,6 +482,33 @@ CREATE FUNCTION userlife.ack_events(event_ids bigint[])
 	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_ack_events';
 COMMENT ON FUNCTION userlife.ack_events(bigint[]) IS 'marks claimed events delivered';
 
+CREATE FUNCTION userlife.issue_api_key(partner text, environment text DEFAULT 'production',
+	grace interval DEFAULT '1 day')
+	RETURNS text
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_issue_api_key';
+COMMENT ON FUNCTION userlife.issue_api_key(text, text, interval) IS
+	'a new random API key (returned once); earlier keys of the environment expire after grace';
+
+CREATE FUNCTION userlife.generate_signature(partner text, signed_at text DEFAULT NULL,
+	environment text DEFAULT 'production')
+	RETURNS jsonb
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_generate_signature';
+COMMENT ON FUNCTION userlife.generate_signature(text, text, text) IS
+	'a signature with the newest key: {"signature", "timestamp"}, for tests and tools';
+
+CREATE FUNCTION userlife.verify_signature(partner text, signature text, signed_at text,
+	environment text DEFAULT 'production')
+	RETURNS boolean
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_verify_signature';
+COMMENT ON FUNCTION userlife.verify_signature(text, text, text, text) IS
+	'true for a valid, fresh signature not seen before (HMAC-SHA256 through pgcrypto)';
+
+CREATE FUNCTION userlife.enrollee_request(body jsonb)
+	RETURNS jsonb
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_enrollee_request';
+COMMENT ON FUNCTION userlife.enrollee_request(jsonb) IS
+	'a partner''s signed enrollee request: verified, then applied in one transaction';
+
 ------------------------------------------------------------------------
 -- Views
 ------------------------------------------------------------------------
@@ -516,6 +572,10 @@ GRANT EXECUTE ON FUNCTION
 	userlife.set_legal_hold(text, text, boolean, text)
 	TO userlife_compliance, userlife_admin, userlife_owner;
 GRANT EXECUTE ON FUNCTION
+	userlife.verify_signature(text, text, text, text),
+	userlife.enrollee_request(jsonb)
+	TO userlife_developer, userlife_compliance, userlife_admin, userlife_owner;
+GRANT EXECUTE ON FUNCTION
 	userlife.claim_events(integer, text),
 	userlife.ack_events(bigint[])
 	TO userlife_developer, userlife_admin, userlife_owner;
@@ -524,6 +584,8 @@ GRANT EXECUTE ON FUNCTION
 	userlife.set_retention(text, interval),
 	userlife.bind_partner(regrole, text),
 	userlife.unbind_partner(regrole, text),
+	userlife.issue_api_key(text, text, interval),
+	userlife.generate_signature(text, text, text),
 	userlife.purge_expired(integer),
 	userlife.run_maintenance(integer),
 	userlife.schedule_maintenance(text)

@@ -31,7 +31,8 @@ PG_FUNCTION_INFO_V1(userlife_unbind_partner);
 static SPIPlanPtr binding_plan = NULL;
 
 static const char *const level_role_names[] = {
-	"userlife_reader", "userlife_developer", "userlife_compliance", "userlife_owner"
+	"userlife_reader", "userlife_developer", "userlife_compliance",
+	"userlife_developer or userlife_compliance", "userlife_owner"
 };
 
 void
@@ -65,6 +66,9 @@ has_level(Oid role, AccessLevel level)
 			return member_of(role, "userlife_developer");
 		case ACCESS_COMPLIANCE:
 			return member_of(role, "userlife_compliance");
+		case ACCESS_SIGNED:
+			return member_of(role, "userlife_developer") ||
+				member_of(role, "userlife_compliance");
 		case ACCESS_OWNER:
 			return false;
 	}

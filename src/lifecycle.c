@@ -679,31 +679,26 @@ userlife_register_user(PG_FUNCTION_ARGS)
 }
 
 /*
- * allow_reenroll(partner, external_id, allow, reason): sets the one-shot
- * re-enrollment permission of a user, or of a purged user's tombstone.
+ * LifecycleAllowReenroll
+ *		Sets the one-shot re-enrollment permission of a user, or of a purged
+ *		user's tombstone; P0002 when neither exists.  Returns allow.
  */
-Datum
-userlife_allow_reenroll(PG_FUNCTION_ARGS)
+bool
+LifecycleAllowReenroll(Oid caller, const char *partner, const char *external_id,
+					   bool allow, const char *reason)
 {
 	static SPIPlanPtr user_plan = NULL;
 	static SPIPlanPtr tomb_plan = NULL;
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
-	bool		allow = PG_ARGISNULL(2) ? true : PG_GETARG_BOOL(2);
-	char	   *reason = UserlifeOptionalText(fcinfo, 3);
-	AccessScope scope;
 	UserRow		u;
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, BOOLOID};
 	Datum		values[3];
 
-	UserlifeCheckPartnerId(partner);
-	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(external_id);
 	values[2] = BoolGetDatum(allow);
 	if (fetch_user(partner, external_id, LOCK_UPDATE, &u))
 	{
-		UserlifeBeginWrite(scope.caller, reason, NULL);
+		UserlifeBeginWrite(caller, reason, NULL);
 		(void) run_user_update(&user_plan,
 							   "UPDATE userlife.users u SET allow_new_enroll = $3 "
 							   "WHERE u.partner = $1 AND u.external_id = $2 RETURNING u",
@@ -719,6 +714,25 @@ userlife_allow_reenroll(PG_FUNCTION_ARGS)
 		if (SPI_processed == 0)
 			UserlifeUserNotFound(partner, external_id);
 	}
+	return allow;
+}
+
+/*
+ * allow_reenroll(partner, external_id, allow, reason): sets the one-shot
+ * re-enrollment permission of a user, or of a purged user's tombstone.
+ */
+Datum
+userlife_allow_reenroll(PG_FUNCTION_ARGS)
+{
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	bool		allow = PG_ARGISNULL(2) ? true : PG_GETARG_BOOL(2);
+	AccessScope scope;
+
+	UserlifeCheckPartnerId(partner);
+	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	allow = LifecycleAllowReenroll(scope.caller, partner, external_id, allow,
+								   UserlifeOptionalText(fcinfo, 3));
 	AccessLeave(&scope);
 	PG_RETURN_BOOL(allow);
 }
@@ -937,23 +951,23 @@ userlife_mark_verified(PG_FUNCTION_ARGS)
  */
 
 /*
- * change_status
- *		The body of set_status, enable_user and disable_user.  One UPDATE in
- *		the common case; the trigger applies the transition rules.
+ * LifecycleChangeStatus
+ *		Moves a user to another status (not deleted), as the transition
+ *		rules allow; returns the row after the change, or as it is when it
+ *		already has that status.  One UPDATE in the common case: the users
+ *		trigger applies the rules.
  */
-static Datum
-change_status(FunctionCallInfo fcinfo, const char *partner, const char *external_id,
-			  UserStatus status, const char *reason, bool has_until, TimestampTz until)
+Datum
+LifecycleChangeStatus(Oid caller, const char *partner, const char *external_id,
+					  UserStatus status, const char *reason, bool has_until, TimestampTz until)
 {
 	static SPIPlanPtr plan = NULL;
-	AccessScope scope;
 	UserRow		u;
 	Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	Datum		result;
 
-	UserlifeCheckPartnerId(partner);
 	if (status == USER_DELETED)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -968,26 +982,42 @@ change_status(FunctionCallInfo fcinfo, const char *partner, const char *external
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"until\" must be in the future")));
 
-	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(external_id);
 	values[2] = CStringGetTextDatum(UserStatusNames[status]);
 	values[3] = has_until ? TimestampTzGetDatum(until) : (Datum) 0;
 	nulls[3] = has_until ? ' ' : 'n';
-	UserlifeBeginWrite(scope.caller, reason, NULL);
+	UserlifeBeginWrite(caller, reason, NULL);
 	result = run_user_update(&plan,
 							 "UPDATE userlife.users u SET status = $3::userlife.user_status,"
 							 " suspended_until = $4 "
 							 "WHERE u.partner = $1 AND u.external_id = $2"
 							 " AND u.status <> $3::userlife.user_status RETURNING u",
 							 4, argtypes, values, nulls);
+	UserlifeEndWrite();
 	if (result == (Datum) 0)
 	{
 		/* the user already has that status, or does not exist */
 		require_user(partner, external_id, LOCK_NONE, &u);
 		result = SPI_datumTransfer(u.row, false, -1);
 	}
-	return finish_user_result(&scope, result);
+	return result;
+}
+
+/* change_status: the body of set_status, enable_user and disable_user */
+static Datum
+change_status(FunctionCallInfo fcinfo, const char *partner, const char *external_id,
+			  UserStatus status, const char *reason, bool has_until, TimestampTz until)
+{
+	AccessScope scope;
+	Datum		result;
+
+	UserlifeCheckPartnerId(partner);
+	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	result = LifecycleChangeStatus(scope.caller, partner, external_id, status, reason,
+								   has_until, until);
+	AccessLeave(&scope);
+	return result;
 }
 
 /* set_status(partner, external_id, status, reason, until) */
@@ -1028,37 +1058,51 @@ userlife_disable_user(PG_FUNCTION_ARGS)
 								  UserlifeOptionalText(fcinfo, 2), false, 0));
 }
 
-/* set_fraud_flag(partner, external_id, is_fraudulent, reason) */
+/* LifecycleSetFraudFlag: sets or clears the fraud flag; returns the row */
 Datum
-userlife_set_fraud_flag(PG_FUNCTION_ARGS)
+LifecycleSetFraudFlag(Oid caller, const char *partner, const char *external_id,
+					  bool is_fraudulent, const char *reason)
 {
 	static SPIPlanPtr plan = NULL;
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
-	AccessScope scope;
 	UserRow		u;
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, BOOLOID};
 	Datum		values[3];
 	Datum		result;
 
-	UserlifeRequireArg(fcinfo, 2, "is_fraudulent");
-	UserlifeCheckPartnerId(partner);
-	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(external_id);
-	values[2] = PG_GETARG_DATUM(2);
-	UserlifeBeginWrite(scope.caller, UserlifeOptionalText(fcinfo, 3), "fraud_flag");
+	values[2] = BoolGetDatum(is_fraudulent);
+	UserlifeBeginWrite(caller, reason, "fraud_flag");
 	result = run_user_update(&plan,
 							 "UPDATE userlife.users u SET is_fraudulent = $3 "
 							 "WHERE u.partner = $1 AND u.external_id = $2"
 							 " AND u.is_fraudulent <> $3 RETURNING u",
 							 3, argtypes, values, NULL);
+	UserlifeEndWrite();
 	if (result == (Datum) 0)
 	{
 		require_user(partner, external_id, LOCK_NONE, &u);
 		result = SPI_datumTransfer(u.row, false, -1);
 	}
-	PG_RETURN_DATUM(finish_user_result(&scope, result));
+	return result;
+}
+
+/* set_fraud_flag(partner, external_id, is_fraudulent, reason) */
+Datum
+userlife_set_fraud_flag(PG_FUNCTION_ARGS)
+{
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	AccessScope scope;
+	Datum		result;
+
+	UserlifeRequireArg(fcinfo, 2, "is_fraudulent");
+	UserlifeCheckPartnerId(partner);
+	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	result = LifecycleSetFraudFlag(scope.caller, partner, external_id, PG_GETARG_BOOL(2),
+								   UserlifeOptionalText(fcinfo, 3));
+	AccessLeave(&scope);
+	PG_RETURN_DATUM(result);
 }
 
 /*------------------------------------------------------------------------
@@ -1102,6 +1146,26 @@ soft_delete(const char *partner, const char *external_id, bool *found)
 	return (Datum) 0;
 }
 
+/* LifecycleDelete: soft-deletes one user (a no-op when deleted); returns the row */
+Datum
+LifecycleDelete(Oid caller, const char *partner, const char *external_id, const char *reason)
+{
+	UserRow		u;
+	Datum		result;
+	bool		found;
+
+	UserlifeBeginWrite(caller, reason, "delete");
+	CurrentWrite.lifecycle_path = true;
+	result = soft_delete(partner, external_id, &found);
+	UserlifeEndWrite();
+	if (result == (Datum) 0)
+	{
+		require_user(partner, external_id, LOCK_NONE, &u);
+		result = SPI_datumTransfer(u.row, false, -1);
+	}
+	return result;
+}
+
 /* delete_user(partner, external_id, reason): soft deletion */
 Datum
 userlife_delete_user(PG_FUNCTION_ARGS)
@@ -1109,21 +1173,13 @@ userlife_delete_user(PG_FUNCTION_ARGS)
 	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
 	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
 	AccessScope scope;
-	UserRow		u;
 	Datum		result;
-	bool		found;
 
 	UserlifeCheckPartnerId(partner);
 	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
-	UserlifeBeginWrite(scope.caller, UserlifeOptionalText(fcinfo, 2), "delete");
-	CurrentWrite.lifecycle_path = true;
-	result = soft_delete(partner, external_id, &found);
-	if (result == (Datum) 0)
-	{
-		require_user(partner, external_id, LOCK_NONE, &u);
-		result = SPI_datumTransfer(u.row, false, -1);
-	}
-	PG_RETURN_DATUM(finish_user_result(&scope, result));
+	result = LifecycleDelete(scope.caller, partner, external_id, UserlifeOptionalText(fcinfo, 2));
+	AccessLeave(&scope);
+	PG_RETURN_DATUM(result);
 }
 
 /* delete_users(partner, external_ids, reason): one result row per input, in order */

@@ -277,7 +277,8 @@ push_count(JsonbParseState **state, const char *key, int64 value)
 
 /*
  * run_maintenance(batch_size): ends due suspensions, purges expired users,
- * drops delivered events older than 7 days; returns the counts.
+ * drops delivered events older than 7 days and remembered signatures whose
+ * window has passed; returns the counts.
  */
 Datum
 userlife_run_maintenance(PG_FUNCTION_ARGS)
@@ -289,6 +290,7 @@ userlife_run_maintenance(PG_FUNCTION_ARGS)
 	int64		suspensions;
 	int64		purged;
 	int64		events;
+	int64		signatures;
 	Jsonb	   *built;
 	Jsonb	   *result;
 
@@ -296,11 +298,13 @@ userlife_run_maintenance(PG_FUNCTION_ARGS)
 	suspensions = end_due_suspensions(scope.caller, batch_size);
 	purged = purge_expired(scope.caller, batch_size);
 	events = drop_delivered_events();
+	signatures = SignatureForgetExpired();
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	push_count(&state, "suspensions_ended", suspensions);
 	push_count(&state, "users_purged", purged);
 	push_count(&state, "events_dropped", events);
+	push_count(&state, "signatures_forgotten", signatures);
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	built = JsonbValueToJsonb(res);
 	result = (Jsonb *) SPI_palloc(VARSIZE(built));

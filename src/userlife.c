@@ -44,6 +44,7 @@ bool		userlife_notify = true;
 int			userlife_notify_interval_ms = 100;
 
 WriteContext CurrentWrite;
+const char *UserlifeRequestActor = NULL;
 
 static Oid	users_relid = InvalidOid;
 static Oid	transitions_relid = InvalidOid;
@@ -89,6 +90,16 @@ _PG_init(void)
 							"0 sends one per transaction that wrote events.",
 							&userlife_notify_interval_ms, 100, 0, 3600 * 1000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("userlife.signature_max_age",
+							"Allowed clock skew of a signed request's timestamp, either side.",
+							NULL,
+							&userlife_signature_max_age_s, 300, 1, 24 * 3600,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomBoolVariable("userlife.reject_replayed_signatures",
+							 "Refuse a signature that was already accepted within its max age.",
+							 NULL,
+							 &userlife_reject_replayed, true,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("userlife");
 
 	CacheRegisterRelcacheCallback(reset_catalog_cache, (Datum) 0);
@@ -154,7 +165,10 @@ reset_write_context_xact(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
 		event == XACT_EVENT_COMMIT || event == XACT_EVENT_PREPARE)
+	{
 		memset(&CurrentWrite, 0, sizeof(CurrentWrite));
+		UserlifeRequestActor = NULL;
+	}
 }
 
 static void
@@ -162,7 +176,10 @@ reset_write_context_subxact(SubXactEvent event, SubTransactionId mySubid,
 							SubTransactionId parentSubid, void *arg)
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
 		memset(&CurrentWrite, 0, sizeof(CurrentWrite));
+		UserlifeRequestActor = NULL;
+	}
 }
 
 /*
@@ -177,7 +194,7 @@ UserlifeBeginWrite(Oid caller, const char *reason, const char *action)
 	CurrentWrite.active = true;
 	CurrentWrite.caller = caller;
 	CurrentWrite.reason = reason;
-	CurrentWrite.actor = NULL;
+	CurrentWrite.actor = UserlifeRequestActor;
 	CurrentWrite.action = action;
 	CurrentWrite.lifecycle_path = false;
 	CurrentWrite.caller_context = error_context_stack;

@@ -67,6 +67,9 @@ typedef struct WriteContext
 
 extern WriteContext CurrentWrite;
 
+/* actor of a signed request, recorded instead of userlife.actor while set */
+extern const char *UserlifeRequestActor;
+
 /* userlife.c: helpers */
 extern void UserlifeBeginWrite(Oid caller, const char *reason, const char *action);
 extern void UserlifeEndWrite(void);
@@ -100,6 +103,7 @@ typedef enum AccessLevel
 	ACCESS_READER,
 	ACCESS_DEVELOPER,
 	ACCESS_COMPLIANCE,
+	ACCESS_SIGNED,				/* signed requests: developer or compliance */
 	ACCESS_OWNER
 } AccessLevel;
 
@@ -132,5 +136,21 @@ extern void LifecycleInit(void);
 extern bool LifecycleTransitionAllowed(UserStatus from, UserStatus to, bool *requires_reason);
 extern void UserlifeUserNotFound(const char *partner, const char *external_id) pg_attribute_noreturn();
 extern Datum UserlifeGetUserRow(const char *partner, const char *external_id);
+
+/* lifecycle operations for callers that have passed AccessEnter themselves */
+extern bool LifecycleAllowReenroll(Oid caller, const char *partner, const char *external_id,
+								   bool allow, const char *reason);
+extern Datum LifecycleChangeStatus(Oid caller, const char *partner, const char *external_id,
+								   UserStatus status, const char *reason, bool has_until,
+								   TimestampTz until);
+extern Datum LifecycleDelete(Oid caller, const char *partner, const char *external_id,
+							 const char *reason);
+extern Datum LifecycleSetFraudFlag(Oid caller, const char *partner, const char *external_id,
+								   bool is_fraudulent, const char *reason);
+
+/* signature.c */
+extern int	userlife_signature_max_age_s;
+extern bool userlife_reject_replayed;
+extern int64 SignatureForgetExpired(void);
 
 #endif							/* USERLIFE_H */
