@@ -247,6 +247,10 @@ SELECT pg_catalog.pg_extension_config_dump('userlife.users', '');
 SELECT pg_catalog.pg_extension_config_dump('userlife.audit', '');
 SELECT pg_catalog.pg_extension_config_dump('userlife.events', '');
 SELECT pg_catalog.pg_extension_config_dump('userlife.jobs', '');
+-- the identity sequences too, or a restored database would hand out used ids
+SELECT pg_catalog.pg_extension_config_dump('userlife.audit_audit_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('userlife.events_event_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('userlife.jobs_job_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('userlife.tombstones', '');
 -- the default rules are part of the script; only rows the owner adds or changes are dumped
 SELECT pg_catalog.pg_extension_config_dump('userlife.transitions', '');
