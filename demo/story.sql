@@ -68,10 +68,25 @@ SELECT external_id, display_name, status, enrollment_count, is_fraudulent, versi
 SELECT audit_id, action, actor, reason, changed_fields FROM userlife.user_history('acme', 'cust-001');
 SELECT userlife.verify_audit('acme', 'cust-001') AS chain_intact;
 
-\echo '== 11. Users per status'
+\echo '== 11. A signed request from the partner: Grace is suspended for fraud by the partner''s ops team'
+\echo '   the partner''s API key (returned once; only the extension owner can read it again):'
+SELECT length(userlife.issue_api_key('acme')) AS api_key_length;
+\echo '   the body the partner sends, signed with base64(HMAC-SHA256(key, timestamp || partner || ''sid_request'')):'
+SELECT jsonb_build_object('partner_id', 'acme', 'user_id', 'cust-002', 'environment', 'production',
+                          'email', 'fraud-desk@acme.test', 'is_fraudulent', true, 'active', false)
+       || userlife.generate_signature('acme') AS body \gset
+SELECT jsonb_pretty(:'body');
+SELECT userlife.enrollee_request(:'body');
+\echo '   the same body again is a replay: refused with UL003, nothing changes'
+\set ON_ERROR_STOP 0
+SELECT userlife.enrollee_request(:'body');
+\set ON_ERROR_STOP 1
+SELECT action, actor, reason, changed_fields FROM userlife.user_history('acme', 'cust-002');
+
+\echo '== 12. Users per status'
 SELECT status, users FROM userlife.status_counts WHERE partner = 'acme' ORDER BY status;
 
-\echo '== 12. Retention: a partner keeping deleted users for 2 seconds'
+\echo '== 13. Retention: a partner keeping deleted users for 2 seconds'
 SELECT partner, retention FROM userlife.create_partner('shortlived', 'Short-lived Ltd', '2 seconds');
 SELECT external_id, display_name, email FROM userlife.register_user('shortlived', 'temp-42', 'Tess Temporary', 'tess@example.com', '{"passport": "X1234567"}');
 SELECT status, purge_after > deleted_at AS kept_until_purge_after FROM userlife.delete_user('shortlived', 'temp-42', 'account closed');
