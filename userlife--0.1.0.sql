@@ -513,16 +513,51 @@ CREATE FUNCTION userlife.enrollee_request(body jsonb)
 COMMENT ON FUNCTION userlife.enrollee_request(jsonb) IS
 	'a partner''s signed enrollee request: verified, then applied in one transaction';
 
+CREATE FUNCTION userlife.sees_every_partner()
+	RETURNS boolean
+	LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'userlife_sees_every_partner';
+COMMENT ON FUNCTION userlife.sees_every_partner() IS
+	'row-level security: the current role sees every partner (superuser or userlife_owner)';
+
+CREATE FUNCTION userlife.bound_partners()
+	RETURNS text[]
+	LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'userlife_bound_partners';
+COMMENT ON FUNCTION userlife.bound_partners() IS
+	'row-level security: the partners bound to the current role';
+
+------------------------------------------------------------------------
+-- Row-level security: a role sees the rows of its bound partners only.
+-- The functions write as the table owner, to whom RLS does not apply;
+-- they check partners themselves.  The sub-SELECTs run once per query.
+------------------------------------------------------------------------
+ALTER TABLE userlife.users ENABLE ROW LEVEL SECURITY;
+ALTER TABLE userlife.audit ENABLE ROW LEVEL SECURITY;
+ALTER TABLE userlife.events ENABLE ROW LEVEL SECURITY;
+ALTER TABLE userlife.jobs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY users_by_partner ON userlife.users FOR SELECT
+	USING ((SELECT userlife.sees_every_partner())
+		   OR partner OPERATOR(pg_catalog.=) ANY ((SELECT userlife.bound_partners())::pg_catalog.text[]));
+CREATE POLICY audit_by_partner ON userlife.audit FOR SELECT
+	USING ((SELECT userlife.sees_every_partner())
+		   OR partner OPERATOR(pg_catalog.=) ANY ((SELECT userlife.bound_partners())::pg_catalog.text[]));
+CREATE POLICY events_by_partner ON userlife.events FOR SELECT
+	USING ((SELECT userlife.sees_every_partner())
+		   OR partner OPERATOR(pg_catalog.=) ANY ((SELECT userlife.bound_partners())::pg_catalog.text[]));
+CREATE POLICY jobs_by_partner ON userlife.jobs FOR SELECT
+	USING ((SELECT userlife.sees_every_partner())
+		   OR partner OPERATOR(pg_catalog.=) ANY ((SELECT userlife.bound_partners())::pg_catalog.text[]));
+
 ------------------------------------------------------------------------
 -- Views
 ------------------------------------------------------------------------
-CREATE VIEW userlife.status_counts AS
+-- security_invoker: the caller's row-level security applies
+CREATE VIEW userlife.status_counts WITH (security_invoker = true) AS
 	SELECT u.partner, u.status, pg_catalog.count(*) AS users
 	FROM userlife.users u
 	GROUP BY u.partner, u.status;
 COMMENT ON VIEW userlife.status_counts IS 'number of users per partner and status';
 
-CREATE VIEW userlife.due_for_purge AS
+CREATE VIEW userlife.due_for_purge WITH (security_invoker = true) AS
 	SELECT u.partner, u.external_id, u.purge_after, u.legal_hold
 	FROM userlife.users u
 	WHERE u.status OPERATOR(pg_catalog.=) 'deleted' AND u.purge_after OPERATOR(pg_catalog.<=) pg_catalog.now();
@@ -537,6 +572,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA userlife FROM PUBLIC;
 GRANT USAGE ON SCHEMA userlife TO userlife_reader, userlife_developer,
 	userlife_compliance, userlife_admin, userlife_owner;
 GRANT USAGE ON TYPE userlife.user_status TO PUBLIC;
+GRANT EXECUTE ON FUNCTION userlife.sees_every_partner(), userlife.bound_partners() TO PUBLIC;
 
 GRANT SELECT ON userlife.users, userlife.status_counts TO userlife_reader, userlife_developer,
 	userlife_compliance, userlife_admin, userlife_owner;

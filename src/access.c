@@ -227,3 +227,50 @@ userlife_unbind_partner(PG_FUNCTION_ARGS)
 	change_binding(fcinfo, false);
 	PG_RETURN_VOID();
 }
+
+/*
+ * sees_every_partner(): whether row-level security lets the current role
+ * see every partner's rows (superusers and userlife_owner members).
+ */
+PG_FUNCTION_INFO_V1(userlife_sees_every_partner);
+Datum
+userlife_sees_every_partner(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(AccessIsPartnerWide(GetUserId()));
+}
+
+/*
+ * bound_partners(): the partners bound to the current role or to a role
+ * it has the privileges of; what row-level security lets it see.  Reads
+ * partner_bindings as the extension owner, which the caller cannot.
+ */
+PG_FUNCTION_INFO_V1(userlife_bound_partners);
+Datum
+userlife_bound_partners(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			caller = GetUserId();
+	Oid			saved_user;
+	int			saved_sec;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1];
+	bool		isnull;
+	Datum		result;
+
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	SetUserIdAndSecContext(extension_owner(), saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	UserlifeSpiConnect();
+	values[0] = ObjectIdGetDatum(caller);
+	if (SPI_execute_plan(UserlifePreparePlan(&plan,
+											 "SELECT coalesce(pg_catalog.array_agg(DISTINCT b.partner),"
+											 " '{}'::pg_catalog.text[]) FROM userlife.partner_bindings b"
+											 " WHERE pg_catalog.pg_has_role($1, b.role::pg_catalog.oid, 'USAGE')",
+											 1, argtypes),
+						 values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "partner binding lookup failed");
+	result = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
+							   false, -1);
+	UserlifeSpiFinish();
+	SetUserIdAndSecContext(saved_user, saved_sec);
+	PG_RETURN_DATUM(result);
+}
