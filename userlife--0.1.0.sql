@@ -300,6 +300,9 @@ CREATE TRIGGER transitions_merge
 CREATE TRIGGER transitions_changed
 	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON userlife.transitions
 	FOR EACH STATEMENT EXECUTE FUNCTION userlife.transitions_changed();
+-- a restore runs in replica mode (see README), where the merge must still happen
+ALTER TABLE userlife.transitions ENABLE ALWAYS TRIGGER transitions_merge;
+ALTER TABLE userlife.transitions ENABLE ALWAYS TRIGGER transitions_changed;
 
 ------------------------------------------------------------------------
 -- Functions (C). NULL checks are done in C to raise 22004, so none is STRICT.
