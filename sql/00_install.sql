@@ -22,9 +22,13 @@ SELECT c.relname FROM pg_class c
    AND obj_description(c.oid, 'pg_class') IS NULL;
 SELECT p.proname FROM pg_proc p
  WHERE p.pronamespace = 'userlife'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL;
--- no function is callable by PUBLIC
+-- no function is callable by PUBLIC but the two row-level security helpers
 SELECT p.proname FROM pg_proc p
- WHERE p.pronamespace = 'userlife'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE');
+ WHERE p.pronamespace = 'userlife'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE')
+ ORDER BY 1;
+-- row-level security on the tables with partner data
+SELECT c.relname, c.relrowsecurity FROM pg_class c
+ WHERE c.relnamespace = 'userlife'::regnamespace AND c.relkind = 'r' ORDER BY 1;
 
 DROP EXTENSION userlife CASCADE;
 SELECT count(*) AS userlife_schemas FROM pg_namespace WHERE nspname = 'userlife';

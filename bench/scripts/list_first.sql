@@ -1,0 +1,1 @@
+SELECT count(*) FROM userlife.list_users('big0');

@@ -1,0 +1,1 @@
+SELECT userlife.verify_signature(:partner, :sig, :ts);
