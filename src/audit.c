@@ -851,6 +851,30 @@ check_status_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup,
 	return reason;
 }
 
+/*
+ * require_identity
+ *		The trigger reads user_id, partner and status before PostgreSQL's
+ *		NOT NULL constraints are checked: refuse NULLs there first.
+ */
+static void
+require_identity(HeapTuple tup, TupleDesc desc)
+{
+	static const TrackedColumn required[] = {COL_USER_ID, COL_PARTNER, COL_STATUS};
+	int			i;
+
+	for (i = 0; i < (int) lengthof(required); i++)
+	{
+		bool		isnull;
+
+		(void) col(tup, desc, required[i], &isnull);
+		if (isnull)
+			ereport_as_caller(ERROR,
+							  (errcode(ERRCODE_NOT_NULL_VIOLATION),
+							   errmsg("null value in column \"%s\" of relation \"users\" violates not-null constraint",
+									  column_names[required[i]])));
+	}
+}
+
 static HeapTuple
 guard_insert(TriggerData *trigdata, TupleDesc desc)
 {
@@ -861,8 +885,11 @@ guard_insert(TriggerData *trigdata, TupleDesc desc)
 	int			n = 0;
 	bool		isnull;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	UserStatus	status = UserlifeStatusFromDatum(col(newtup, desc, COL_STATUS, &isnull));
+	UserStatus	status;
 	bool		lifecycle = CurrentWrite.active && CurrentWrite.lifecycle_path;
+
+	require_identity(newtup, desc);
+	status = UserlifeStatusFromDatum(col(newtup, desc, COL_STATUS, &isnull));
 
 	if (!lifecycle && status != USER_ACTIVE && status != USER_INACTIVE && status != USER_FLAGGED)
 		ereport_as_caller(ERROR,
@@ -917,8 +944,8 @@ guard_update(TriggerData *trigdata, TupleDesc desc)
 	bool		isnull;
 	bool		onull,
 				nnull;
-	UserStatus	from = UserlifeStatusFromDatum(col(oldtup, desc, COL_STATUS, &isnull));
-	UserStatus	to = UserlifeStatusFromDatum(col(newtup, desc, COL_STATUS, &isnull));
+	UserStatus	from;
+	UserStatus	to;
 	bool		lifecycle = CurrentWrite.active && CurrentWrite.lifecycle_path;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	const char *status_reason = NULL;
@@ -932,6 +959,9 @@ guard_update(TriggerData *trigdata, TupleDesc desc)
 	Datum		o,
 				nv;
 
+	require_identity(newtup, desc);
+	from = UserlifeStatusFromDatum(col(oldtup, desc, COL_STATUS, &isnull));
+	to = UserlifeStatusFromDatum(col(newtup, desc, COL_STATUS, &isnull));
 	refuse_identity_change(desc, oldtup, newtup);
 
 	if (from != to)

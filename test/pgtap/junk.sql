@@ -4,7 +4,7 @@
 -- clean SQLSTATE of SPEC §6 (or a type's own input error) and the
 -- connection must survive.
 BEGIN;
-SELECT plan(6);
+SELECT plan(11);
 
 SELECT lives_ok($$SELECT userlife.create_partner('junk')$$, 'partner for the junk calls');
 SELECT lives_ok($$SELECT userlife.register_user('junk', 'u', 'U', 'u@example.com')$$, 'a user for the junk calls');
@@ -106,6 +106,16 @@ SELECT is_empty($$SELECT fn, call, sqlstate FROM junk_calls
                                           'UL001', 'UL002', 'UL003', 'UL004', 'UL005',
                                           '22008', '2202E', '54000')$$,
                 'junk arguments end in a clean SQLSTATE');
+-- direct statements with NULLs where the triggers look first (found by sqlsmith)
+SELECT throws_ok($$INSERT INTO userlife.users VALUES (NULL, NULL, DEFAULT)$$, '23502', NULL,
+                 'direct INSERT with a NULL user_id: 23502');
+SELECT throws_ok($$INSERT INTO userlife.users (partner) VALUES (NULL)$$, '23502', NULL,
+                 'direct INSERT with a NULL partner: 23502');
+SELECT throws_ok($$INSERT INTO userlife.users (partner, status) VALUES ('junk', NULL)$$, '23502', NULL,
+                 'direct INSERT with a NULL status: 23502');
+SELECT throws_ok($$UPDATE userlife.users SET status = NULL$$, '23502', NULL, 'direct UPDATE to a NULL status: 23502');
+SELECT throws_ok($$UPDATE userlife.users SET enrollment_count = NULL, is_fraudulent = NULL, legal_hold = NULL$$,
+                 '23502', NULL, 'direct UPDATE of bookkeeping to NULL: 23502');
 SELECT is((SELECT 1), 1, 'the connection survived');
 
 SELECT * FROM finish();
