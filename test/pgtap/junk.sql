@@ -4,7 +4,7 @@
 -- clean SQLSTATE of SPEC §6 (or a type's own input error) and the
 -- connection must survive.
 BEGIN;
-SELECT plan(11);
+SELECT plan(12);
 
 SELECT lives_ok($$SELECT userlife.create_partner('junk')$$, 'partner for the junk calls');
 SELECT lives_ok($$SELECT userlife.register_user('junk', 'u', 'U', 'u@example.com')$$, 'a user for the junk calls');
@@ -113,8 +113,11 @@ SELECT throws_ok($$INSERT INTO userlife.users (partner) VALUES (NULL)$$, '23502'
                  'direct INSERT with a NULL partner: 23502');
 SELECT throws_ok($$INSERT INTO userlife.users (partner, status) VALUES ('junk', NULL)$$, '23502', NULL,
                  'direct INSERT with a NULL status: 23502');
-SELECT throws_ok($$UPDATE userlife.users SET status = NULL$$, '23502', NULL, 'direct UPDATE to a NULL status: 23502');
-SELECT throws_ok($$UPDATE userlife.users SET enrollment_count = NULL, is_fraudulent = NULL, legal_hold = NULL$$,
+SELECT lives_ok($$SELECT userlife.register_user('junk', 'null-target')$$, 'a user to update');
+SELECT throws_ok($$UPDATE userlife.users SET status = NULL WHERE external_id = 'null-target'$$, '23502', NULL,
+                 'direct UPDATE to a NULL status: 23502');
+SELECT throws_ok($$UPDATE userlife.users SET enrollment_count = NULL, is_fraudulent = NULL, legal_hold = NULL
+                    WHERE external_id = 'null-target'$$,
                  '23502', NULL, 'direct UPDATE of bookkeeping to NULL: 23502');
 SELECT is((SELECT 1), 1, 'the connection survived');
 
