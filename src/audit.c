@@ -399,16 +399,37 @@ diff_rows(AuditRecord *rec, TupleDesc desc, HeapTuple oldtup, HeapTuple newtup)
  * Hash chain
  *------------------------------------------------------------------------
  */
+/*
+ * One SHA-256 context serves all the digests of one audit row: creating
+ * one costs more than hashing a few hundred bytes.  hash_begin/hash_end
+ * bracket its use; sha256() outside them makes a context of its own.
+ */
+static pg_cryptohash_ctx *row_hash_ctx = NULL;
+
+static void
+hash_begin(void)
+{
+	row_hash_ctx = pg_cryptohash_create(PG_SHA256);
+}
+
+static void
+hash_end(void)
+{
+	pg_cryptohash_free(row_hash_ctx);
+	row_hash_ctx = NULL;
+}
+
 static void
 sha256(const void *data, size_t len, uint8 *out)
 {
-	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	pg_cryptohash_ctx *ctx = row_hash_ctx ? row_hash_ctx : pg_cryptohash_create(PG_SHA256);
 
 	if (pg_cryptohash_init(ctx) < 0 ||
 		pg_cryptohash_update(ctx, data, len) < 0 ||
 		pg_cryptohash_final(ctx, out, HASH_LEN) < 0)
 		elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(ctx));
-	pg_cryptohash_free(ctx);
+	if (ctx != row_hash_ctx)
+		pg_cryptohash_free(ctx);
 }
 
 /* length-prefixed, so that no two different field lists hash alike */
@@ -496,6 +517,7 @@ compute_row_hash(AuditRecord *rec)
 	int64		at = rec->at;
 	int			i;
 
+	hash_begin();
 	initStringInfo(&buf);
 	if (rec->has_prev)
 		appendBinaryStringInfo(&buf, (char *) rec->prev_hash, HASH_LEN);
@@ -518,6 +540,7 @@ compute_row_hash(AuditRecord *rec)
 		appendBinaryStringInfo(&buf, (char *) d, HASH_LEN);
 	}
 	sha256(buf.data, buf.len, rec->row_hash);
+	hash_end();
 	pfree(buf.data);
 }
 
@@ -551,7 +574,7 @@ load_chain_head(AuditRecord *rec, Datum user_id)
 	bool		isnull;
 	int			rc;
 
-	rc = SPI_execute_plan(UserlifePreparePlan(&head_plan,
+	rc = SPI_execute_plan(UserlifePrepareCustomPlan(&head_plan,
 											  "SELECT a.row_hash FROM userlife.audit a "
 											  "WHERE a.user_id = $1 ORDER BY a.audit_id DESC LIMIT 1",
 											  1, argtypes),
@@ -1139,7 +1162,10 @@ static void
 reset_redaction(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
 		redaction_in_progress = false;
+		row_hash_ctx = NULL;	/* the resource owner freed it */
+	}
 }
 
 static void
@@ -1147,7 +1173,10 @@ reset_redaction_subxact(SubXactEvent event, SubTransactionId mySubid,
 						SubTransactionId parentSubid, void *arg)
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
 		redaction_in_progress = false;
+		row_hash_ctx = NULL;
+	}
 }
 
 /*
@@ -1270,7 +1299,7 @@ AuditRedactUser(Datum user_id)
 	uint64		i;
 	int			rc;
 
-	rc = SPI_execute_plan(UserlifePreparePlan(&select_plan,
+	rc = SPI_execute_plan(UserlifePrepareCustomPlan(&select_plan,
 											  "SELECT a.audit_id, a.old_values, a.new_values, a.redacted_fields "
 											  "FROM userlife.audit a WHERE a.user_id = $1 ORDER BY a.audit_id",
 											  1, argtypes),
@@ -1319,7 +1348,7 @@ AuditRedactUser(Datum user_id)
 	}
 	redaction_in_progress = false;
 
-	rc = SPI_execute_plan(UserlifePreparePlan(&events_plan,
+	rc = SPI_execute_plan(UserlifePrepareCustomPlan(&events_plan,
 											  "UPDATE userlife.events e SET payload = e.payload"
 											  " OPERATOR(pg_catalog.||) '{\"external_id\": null}'::pg_catalog.jsonb"
 											  " WHERE e.user_id = $1",
@@ -1388,7 +1417,7 @@ userlife_user_history(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
 	values[0] = find_user_id(partner, external_id);
-	rc = SPI_execute_plan(UserlifePreparePlan(&plan,
+	rc = SPI_execute_plan(UserlifePrepareCustomPlan(&plan,
 											  "SELECT a FROM userlife.audit a WHERE a.user_id = $1 ORDER BY a.audit_id",
 											  1, argtypes),
 						  values, NULL, true, 0);
@@ -1435,7 +1464,7 @@ userlife_verify_audit(PG_FUNCTION_ARGS)
 	UserlifeCheckPartnerId(partner);
 	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
 	values[0] = find_user_id(partner, external_id);
-	rc = SPI_execute_plan(UserlifePreparePlan(&plan,
+	rc = SPI_execute_plan(UserlifePrepareCustomPlan(&plan,
 											  "SELECT a.at, a.partner, a.user_id::pg_catalog.text, a.action, a.db_role,"
 											  " a.actor, a.reason, a.changed_fields, a.old_values, a.new_values,"
 											  " a.txid::pg_catalog.text::pg_catalog.int8, a.prev_hash, a.row_hash,"

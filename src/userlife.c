@@ -458,6 +458,31 @@ UserlifePreparePlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes
 }
 
 /*
+ * UserlifePrepareCustomPlan
+ *		Like UserlifePreparePlan, but every execution is planned with its
+ *		parameter values and the table's current size.  For lookups by
+ *		user_id in tables that start empty and grow (audit, events): a
+ *		generic plan made while they were small would keep scanning them
+ *		sequentially.  Used only off the hot path.
+ */
+SPIPlanPtr
+UserlifePrepareCustomPlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_CUSTOM_PLAN);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*cache = plan;
+	}
+	return *cache;
+}
+
+/*
  * UserlifeSpiConnect
  *		Connects to SPI with pg_catalog as the only schema on the search
  *		path, so that no object a caller put on its search_path can stand in

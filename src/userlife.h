@@ -94,6 +94,7 @@ extern void UserlifeCheckPartnerId(const char *partner);
 extern void UserlifeCheckExternalId(const char *external_id);
 extern void UserlifeCheckEmail(const char *email);
 extern SPIPlanPtr UserlifePreparePlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes);
+extern SPIPlanPtr UserlifePrepareCustomPlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes);
 extern void UserlifeSpiConnect(void);
 extern void UserlifeSpiFinish(void);
 
