@@ -1410,7 +1410,6 @@ userlife_user_history(PG_FUNCTION_ARGS)
 	AccessScope scope;
 	Oid			argtypes[1] = {UUIDOID};
 	Datum		values[1];
-	uint64		i;
 	int			rc;
 
 	UserlifeCheckPartnerId(partner);
@@ -1423,19 +1422,7 @@ userlife_user_history(PG_FUNCTION_ARGS)
 						  values, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "audit lookup failed");
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		HeapTupleHeader td = DatumGetHeapTupleHeader(SPI_getbinval(SPI_tuptable->vals[i],
-																	SPI_tuptable->tupdesc, 1, &isnull));
-		HeapTupleData tuple;
-
-		tuple.t_len = HeapTupleHeaderGetDatumLength(td);
-		ItemPointerSetInvalid(&tuple.t_self);
-		tuple.t_tableOid = InvalidOid;
-		tuple.t_data = td;
-		tuplestore_puttuple(rsinfo->setResult, &tuple);
-	}
+	UserlifeStoreCompositeRows(rsinfo);
 	AccessLeave(&scope);
 	return (Datum) 0;
 }

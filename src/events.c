@@ -43,7 +43,6 @@ userlife_claim_events(PG_FUNCTION_ARGS)
 	Oid			argtypes[4] = {INT4OID, TEXTOID, BOOLOID, OIDOID};
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
-	uint64		i;
 	int			rc;
 
 	if (max_events < 1 || max_events > MAX_CLAIM)
@@ -77,19 +76,7 @@ userlife_claim_events(PG_FUNCTION_ARGS)
 						  values, nulls, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "claim_events failed: %s", SPI_result_code_string(rc));
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		HeapTupleHeader td = DatumGetHeapTupleHeader(SPI_getbinval(SPI_tuptable->vals[i],
-																	SPI_tuptable->tupdesc, 1, &isnull));
-		HeapTupleData tuple;
-
-		tuple.t_len = HeapTupleHeaderGetDatumLength(td);
-		ItemPointerSetInvalid(&tuple.t_self);
-		tuple.t_tableOid = InvalidOid;
-		tuple.t_data = td;
-		tuplestore_puttuple(rsinfo->setResult, &tuple);
-	}
+	UserlifeStoreCompositeRows(rsinfo);
 	AccessLeave(&scope);
 	return (Datum) 0;
 }

@@ -233,17 +233,6 @@ userlife_transitions_changed(PG_FUNCTION_ARGS)
  *------------------------------------------------------------------------
  */
 
-/* exec_plan: runs a kept plan and checks its result code */
-static void
-exec_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
-		  Datum *values, const char *nulls, bool read_only, long count, int expected)
-{
-	int			rc = SPI_execute_plan(UserlifePreparePlan(cache, sql, nargs, argtypes),
-									  values, nulls, read_only, count);
-
-	if (rc != expected)
-		elog(ERROR, "statement failed (%s): %s", SPI_result_code_string(rc), sql);
-}
 
 /* first_column: column 1 of the first result row, copied out of SPI memory */
 static Datum
@@ -266,7 +255,7 @@ require_partner(const char *partner)
 	Datum		values[1];
 
 	values[0] = CStringGetTextDatum(partner);
-	exec_plan(&plan, "SELECT 1 FROM userlife.partners p WHERE p.partner = $1",
+	UserlifeRun(&plan, "SELECT 1 FROM userlife.partners p WHERE p.partner = $1",
 			  1, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -306,7 +295,7 @@ fetch_user(const char *partner, const char *external_id, RowLock lock, UserRow *
 
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(external_id);
-	exec_plan(&plans[lock], sql[lock], 2, argtypes, values, NULL, lock == LOCK_NONE, 1,
+	UserlifeRun(&plans[lock], sql[lock], 2, argtypes, values, NULL, lock == LOCK_NONE, 1,
 			  SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
@@ -359,7 +348,7 @@ require_email_free(const char *partner, const char *email, Datum self, bool has_
 	values[2] = self;
 	if (!has_self)
 		nulls[2] = 'n';
-	exec_plan(&plan,
+	UserlifeRun(&plan,
 			  "SELECT 1 FROM userlife.users u WHERE u.partner = $1"
 			  " AND pg_catalog.lower(u.email) = pg_catalog.lower($2)"
 			  " AND u.email IS NOT NULL AND u.status <> 'deleted'"
@@ -416,7 +405,7 @@ static Datum
 run_user_update(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
 				Datum *values, const char *nulls)
 {
-	exec_plan(cache, sql, nargs, argtypes, values, nulls, false, 0, SPI_OK_UPDATE_RETURNING);
+	UserlifeRun(cache, sql, nargs, argtypes, values, nulls, false, 0, SPI_OK_UPDATE_RETURNING);
 	if (SPI_processed == 0)
 		return (Datum) 0;
 	return first_column();
@@ -459,7 +448,7 @@ userlife_create_partner(PG_FUNCTION_ARGS)
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
 	values[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
-	exec_plan(&plan,
+	UserlifeRun(&plan,
 			  "INSERT INTO userlife.partners AS p (partner, display_name, retention) "
 			  "VALUES ($1, $2, coalesce($3, coalesce(nullif(pg_catalog.current_setting("
 			  "'userlife.default_retention', true), ''), '30 days')::pg_catalog.interval)) "
@@ -491,7 +480,7 @@ userlife_set_retention(PG_FUNCTION_ARGS)
 	AccessEnter(&scope, ACCESS_OWNER, NULL);
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = PG_GETARG_DATUM(1);
-	exec_plan(&plan,
+	UserlifeRun(&plan,
 			  "UPDATE userlife.partners AS p SET retention = $2 WHERE p.partner = $1 RETURNING p",
 			  2, argtypes, values, NULL, false, 0, SPI_OK_UPDATE_RETURNING);
 	if (SPI_processed == 0)
@@ -521,7 +510,7 @@ lookup_tombstone(const char *partner, const char *external_id, Datum *user_id,
 
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(external_id);
-	exec_plan(&plan,
+	UserlifeRun(&plan,
 			  "SELECT t.user_id, t.enrollment_count, t.allow_new_enroll FROM userlife.tombstones t "
 			  "WHERE t.partner = $1 AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8')) "
 			  "FOR UPDATE",
@@ -644,7 +633,7 @@ userlife_register_user(PG_FUNCTION_ARGS)
 		from_tombstone = true;
 		dvalues[0] = values[0];
 		dvalues[1] = tomb_user_id;
-		exec_plan(&drop_tombstone_plan,
+		UserlifeRun(&drop_tombstone_plan,
 				  "DELETE FROM userlife.tombstones t WHERE t.partner = $1 AND t.user_id = $2",
 				  2, dargtypes, dvalues, NULL, false, 0, SPI_OK_DELETE);
 	}
@@ -667,7 +656,7 @@ userlife_register_user(PG_FUNCTION_ARGS)
 		Oid			iargtypes[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID,
 		TEXTOID, UUIDOID, INT4OID};
 
-		exec_plan(&insert_plan,
+		UserlifeRun(&insert_plan,
 				  "INSERT INTO userlife.users AS u (user_id, partner, external_id, display_name, email,"
 				  " metadata, tags, status, enrollment_count) "
 				  "VALUES (coalesce($8, pg_catalog.gen_random_uuid()), $1, $2, $3, $4, $5, $6,"
@@ -707,7 +696,7 @@ LifecycleAllowReenroll(Oid caller, const char *partner, const char *external_id,
 	}
 	else
 	{
-		exec_plan(&tomb_plan,
+		UserlifeRun(&tomb_plan,
 				  "UPDATE userlife.tombstones t SET allow_new_enroll = $3 WHERE t.partner = $1"
 				  " AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8'))",
 				  3, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
@@ -1139,7 +1128,7 @@ soft_delete(const char *partner, const char *external_id, bool *found)
 		*found = true;
 		return result;
 	}
-	exec_plan(&exists_plan,
+	UserlifeRun(&exists_plan,
 			  "SELECT 1 FROM userlife.users u WHERE u.partner = $1 AND u.external_id = $2",
 			  2, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
 	*found = SPI_processed > 0;
@@ -1338,7 +1327,7 @@ userlife_record_job(PG_FUNCTION_ARGS)
 	nulls[4] = failure_reason ? ' ' : 'n';
 	values[5] = PG_ARGISNULL(4) ? DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")) :
 		PG_GETARG_DATUM(4);
-	exec_plan(&plan,
+	UserlifeRun(&plan,
 			  "INSERT INTO userlife.jobs AS j (partner, user_id, job_type, outcome, failure_reason, payload) "
 			  "VALUES ($1, $2, $3, $4, $5, $6) RETURNING j",
 			  6, argtypes, values, nulls, false, 0, SPI_OK_INSERT_RETURNING);

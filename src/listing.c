@@ -204,7 +204,6 @@ userlife_list_users(PG_FUNCTION_ARGS)
 	UserFilter	f;
 	StringInfoData sql;
 	int32		page_size;
-	uint64		i;
 
 	UserlifeCheckPartnerId(partner);
 	page_size = page_size_arg(fcinfo, 6, "page_size");
@@ -252,19 +251,7 @@ userlife_list_users(PG_FUNCTION_ARGS)
 	if (SPI_execute_with_args(sql.data, NUM_PARAMS, (Oid *) param_types, f.values, f.nulls,
 							  true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "list_users query failed");
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		HeapTupleHeader td = DatumGetHeapTupleHeader(SPI_getbinval(SPI_tuptable->vals[i],
-																	SPI_tuptable->tupdesc, 1, &isnull));
-		HeapTupleData tuple;
-
-		tuple.t_len = HeapTupleHeaderGetDatumLength(td);
-		ItemPointerSetInvalid(&tuple.t_self);
-		tuple.t_tableOid = InvalidOid;
-		tuple.t_data = td;
-		tuplestore_puttuple(rsinfo->setResult, &tuple);
-	}
+	UserlifeStoreCompositeRows(rsinfo);
 	AccessLeave(&scope);
 	return (Datum) 0;
 }

@@ -33,16 +33,6 @@ PG_FUNCTION_INFO_V1(userlife_schedule_maintenance);
 
 #define DEFAULT_BATCH 1000
 
-static void
-run(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes, Datum *values,
-	const char *nulls, bool read_only, long count, int expected)
-{
-	int			rc = SPI_execute_plan(UserlifePreparePlan(cache, sql, nargs, argtypes),
-									  values, nulls, read_only, count);
-
-	if (rc != expected)
-		elog(ERROR, "statement failed (%s): %s", SPI_result_code_string(rc), sql);
-}
 
 /*
  * purge_user
@@ -61,7 +51,7 @@ purge_user(Oid caller, Datum user_id, const char *action, const char *reason)
 	UserlifeBeginWrite(caller, reason, action);
 	CurrentWrite.lifecycle_path = true;
 	/* the tombstone first: it reads what the delete removes */
-	run(&tombstone_plan,
+	UserlifeRun(&tombstone_plan,
 		"INSERT INTO userlife.tombstones AS t (partner, external_id_digest, user_id, enrollment_count)"
 		" SELECT u.partner, pg_catalog.sha256(pg_catalog.convert_to(u.external_id, 'UTF8')),"
 		"  u.user_id, u.enrollment_count FROM userlife.users u WHERE u.user_id = $1 "
@@ -69,13 +59,13 @@ purge_user(Oid caller, Datum user_id, const char *action, const char *reason)
 		" enrollment_count = excluded.enrollment_count, allow_new_enroll = false,"
 		" purged_at = pg_catalog.now()",
 		1, argtypes, values, NULL, false, 0, SPI_OK_INSERT);
-	run(&delete_plan, "DELETE FROM userlife.users u WHERE u.user_id = $1",
+	UserlifeRun(&delete_plan, "DELETE FROM userlife.users u WHERE u.user_id = $1",
 		1, argtypes, values, NULL, false, 0, SPI_OK_DELETE);
 	if (SPI_processed != 1)
 		elog(ERROR, "purge deleted %d users", (int) SPI_processed);
 	UserlifeEndWrite();
 	/* the tombstone keeps the chain head, so a removed tail is still detected */
-	run(&head_plan,
+	UserlifeRun(&head_plan,
 		"UPDATE userlife.tombstones t SET audit_head = ("
 		" SELECT a.row_hash FROM userlife.audit a WHERE a.user_id = $1"
 		" ORDER BY a.audit_id DESC LIMIT 1) WHERE t.user_id = $1",
@@ -99,7 +89,7 @@ purge_expired(Oid caller, int32 batch_size)
 	uint64		i;
 
 	values[0] = Int32GetDatum(batch_size);
-	run(&pick_plan,
+	UserlifeRun(&pick_plan,
 		"SELECT u.user_id FROM userlife.users u "
 		"WHERE u.status = 'deleted' AND u.purge_after <= pg_catalog.now() AND NOT u.legal_hold "
 		"ORDER BY u.purge_after LIMIT $1 FOR UPDATE SKIP LOCKED",
@@ -164,7 +154,7 @@ userlife_erase_user(PG_FUNCTION_ARGS)
 	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(external_id);
-	run(&lock_plan,
+	UserlifeRun(&lock_plan,
 		"SELECT u.user_id, u.legal_hold FROM userlife.users u "
 		"WHERE u.partner = $1 AND u.external_id = $2 FOR UPDATE",
 		2, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
@@ -203,7 +193,7 @@ userlife_set_legal_hold(PG_FUNCTION_ARGS)
 	values[1] = CStringGetTextDatum(external_id);
 	values[2] = PG_GETARG_DATUM(2);
 	UserlifeBeginWrite(scope.caller, reason, "legal_hold");
-	run(&plan,
+	UserlifeRun(&plan,
 		"UPDATE userlife.users u SET legal_hold = $3 "
 		"WHERE u.partner = $1 AND u.external_id = $2 AND u.legal_hold <> $3 RETURNING u",
 		3, argtypes, values, NULL, false, 0, SPI_OK_UPDATE_RETURNING);
@@ -237,7 +227,7 @@ end_due_suspensions(Oid caller, int32 batch_size)
 	values[0] = Int32GetDatum(batch_size);
 	UserlifeBeginWrite(caller, "suspension expired", "status");
 	CurrentWrite.lifecycle_path = true;
-	run(&plan,
+	UserlifeRun(&plan,
 		"UPDATE userlife.users u SET status = 'active' WHERE u.user_id IN ("
 		" SELECT s.user_id FROM userlife.users s"
 		" WHERE s.suspended_until <= pg_catalog.now() AND s.status = 'suspended'"
@@ -253,7 +243,7 @@ drop_delivered_events(void)
 {
 	static SPIPlanPtr plan = NULL;
 
-	run(&plan,
+	UserlifeRun(&plan,
 		"DELETE FROM userlife.events e "
 		"WHERE e.delivered_at < pg_catalog.now() - '7 days'::pg_catalog.interval",
 		0, NULL, NULL, NULL, false, 0, SPI_OK_DELETE);
@@ -334,7 +324,7 @@ userlife_schedule_maintenance(PG_FUNCTION_ARGS)
 
 	AccessEnter(&scope, ACCESS_OWNER, NULL);
 	/* pg_cron keeps its functions in a schema of its own: find schedule() by membership */
-	run(&find_plan,
+	UserlifeRun(&find_plan,
 		"SELECT n.nspname FROM pg_catalog.pg_depend d"
 		" JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid"
 		" JOIN pg_catalog.pg_proc p ON p.oid = d.objid"

@@ -65,16 +65,6 @@ typedef enum SignatureVerdict
 	SIGNATURE_REPLAYED
 } SignatureVerdict;
 
-static void
-run(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes, Datum *values,
-	const char *nulls, bool read_only, long count, int expected)
-{
-	int			rc = SPI_execute_plan(UserlifePreparePlan(cache, sql, nargs, argtypes),
-									  values, nulls, read_only, count);
-
-	if (rc != expected)
-		elog(ERROR, "statement failed (%s): %s", SPI_result_code_string(rc), sql);
-}
 
 /*
  * load_hmac
@@ -93,7 +83,7 @@ load_hmac(void)
 
 	if (OidIsValid(hmac_oid) && SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(hmac_oid)))
 		return;
-	run(&plan,
+	UserlifeRun(&plan,
 		"SELECT n.nspname FROM pg_catalog.pg_extension e"
 		" JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pgcrypto'",
 		0, NULL, NULL, NULL, true, 1, SPI_OK_SELECT);
@@ -239,7 +229,7 @@ check_signature(const char *partner, const char *signature, const char *signed_a
 
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(environment);
-	run(&keys_plan,
+	UserlifeRun(&keys_plan,
 		"SELECT k.secret FROM userlife.partner_keys k WHERE k.partner = $1 AND k.environment = $2"
 		" AND (k.expires_at IS NULL OR k.expires_at > pg_catalog.now())",
 		2, argtypes, values, NULL, true, 0, SPI_OK_SELECT);
@@ -261,7 +251,7 @@ check_signature(const char *partner, const char *signature, const char *signed_a
 		return SIGNATURE_OK;
 
 	/* remembered until the timestamp leaves the window; the unique key catches replays */
-	run(&forget_plan,
+	UserlifeRun(&forget_plan,
 		"DELETE FROM userlife.accepted_signatures s WHERE s.partner = $1 AND s.expires_at < pg_catalog.now()",
 		1, argtypes, values, NULL, false, 0, SPI_OK_DELETE);
 	{
@@ -276,7 +266,7 @@ check_signature(const char *partner, const char *signature, const char *signed_a
 		rvalues[0] = values[0];
 		rvalues[1] = PointerGetDatum(mac);
 		rvalues[2] = TimestampTzGetDatum(at + max_age);
-		run(&remember_plan,
+		UserlifeRun(&remember_plan,
 			"INSERT INTO userlife.accepted_signatures (partner, signature_digest, expires_at)"
 			" VALUES ($1, pg_catalog.sha256($2), $3) ON CONFLICT DO NOTHING",
 			3, rargtypes, rvalues, NULL, false, 0, SPI_OK_INSERT);
@@ -290,7 +280,7 @@ SignatureForgetExpired(void)
 {
 	static SPIPlanPtr plan = NULL;
 
-	run(&plan, "DELETE FROM userlife.accepted_signatures s WHERE s.expires_at < pg_catalog.now()",
+	UserlifeRun(&plan, "DELETE FROM userlife.accepted_signatures s WHERE s.expires_at < pg_catalog.now()",
 		0, NULL, NULL, NULL, false, 0, SPI_OK_DELETE);
 	return (int64) SPI_processed;
 }
@@ -351,20 +341,20 @@ userlife_issue_api_key(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(environment);
 	values[2] = IntervalPGetDatum(grace);
-	run(&partner_plan, "SELECT 1 FROM userlife.partners p WHERE p.partner = $1",
+	UserlifeRun(&partner_plan, "SELECT 1 FROM userlife.partners p WHERE p.partner = $1",
 		1, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("partner \"%s\" does not exist", partner)));
-	run(&expire_plan,
+	UserlifeRun(&expire_plan,
 		"UPDATE userlife.partner_keys k SET expires_at = pg_catalog.now() + $3"
 		" WHERE k.partner = $1 AND k.environment = $2"
 		" AND (k.expires_at IS NULL OR k.expires_at > pg_catalog.now() + $3)",
 		3, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
 	values[2] = CStringGetTextDatum(key);
 	argtypes[2] = TEXTOID;
-	run(&insert_plan,
+	UserlifeRun(&insert_plan,
 		"INSERT INTO userlife.partner_keys (partner, environment, secret) VALUES ($1, $2, $3)",
 		3, argtypes, values, NULL, false, 0, SPI_OK_INSERT);
 	AccessLeave(&scope);
@@ -409,7 +399,7 @@ userlife_generate_signature(PG_FUNCTION_ARGS)
 	load_hmac();
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(environment);
-	run(&plan,
+	UserlifeRun(&plan,
 		"SELECT k.secret FROM userlife.partner_keys k WHERE k.partner = $1 AND k.environment = $2"
 		" AND (k.expires_at IS NULL OR k.expires_at > pg_catalog.now())"
 		" ORDER BY k.created_at DESC, k.key_id DESC LIMIT 1",
@@ -642,7 +632,7 @@ userlife_enrollee_request(PG_FUNCTION_ARGS)
 
 	values[0] = CStringGetTextDatum(req.partner);
 	values[1] = CStringGetTextDatum(req.user_id);
-	run(&state_plan,
+	UserlifeRun(&state_plan,
 		"SELECT u.status::pg_catalog.text, u.is_fraudulent, u.allow_new_enroll FROM userlife.users u"
 		" WHERE u.partner = $1 AND u.external_id = $2 "
 		"UNION ALL "

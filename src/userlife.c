@@ -20,6 +20,8 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/tuplestore.h"
+#include "funcapi.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -480,6 +482,49 @@ UserlifePrepareCustomPlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *ar
 		*cache = plan;
 	}
 	return *cache;
+}
+
+/*
+ * UserlifeRun
+ *		Runs a statement prepared once per backend (see UserlifePreparePlan)
+ *		and raises an internal error unless it ends with the expected SPI
+ *		result code.
+ */
+void
+UserlifeRun(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes, Datum *values,
+			const char *nulls, bool read_only, long count, int expected)
+{
+	int			rc = SPI_execute_plan(UserlifePreparePlan(cache, sql, nargs, argtypes),
+									  values, nulls, read_only, count);
+
+	if (rc != expected)
+		elog(ERROR, "statement failed (%s): %s", SPI_result_code_string(rc), sql);
+}
+
+/*
+ * UserlifeStoreCompositeRows
+ *		Puts column 1 of every row of the last SPI result, a composite of
+ *		the function's result type, into the set-returning function's
+ *		tuplestore (set up by InitMaterializedSRF).
+ */
+void
+UserlifeStoreCompositeRows(ReturnSetInfo *rsinfo)
+{
+	uint64		i;
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		HeapTupleHeader td = DatumGetHeapTupleHeader(SPI_getbinval(SPI_tuptable->vals[i],
+																	SPI_tuptable->tupdesc, 1, &isnull));
+		HeapTupleData tuple;
+
+		tuple.t_len = HeapTupleHeaderGetDatumLength(td);
+		ItemPointerSetInvalid(&tuple.t_self);
+		tuple.t_tableOid = InvalidOid;
+		tuple.t_data = td;
+		tuplestore_puttuple(rsinfo->setResult, &tuple);
+	}
 }
 
 /*

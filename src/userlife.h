@@ -12,6 +12,7 @@
 
 #include "fmgr.h"
 #include "executor/spi.h"
+#include "nodes/execnodes.h"
 #include "utils/timestamp.h"
 
 /* SQLSTATEs of SPEC §6 that PostgreSQL does not define */
@@ -95,6 +96,9 @@ extern void UserlifeCheckExternalId(const char *external_id);
 extern void UserlifeCheckEmail(const char *email);
 extern SPIPlanPtr UserlifePreparePlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes);
 extern SPIPlanPtr UserlifePrepareCustomPlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes);
+extern void UserlifeRun(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
+						Datum *values, const char *nulls, bool read_only, long count, int expected);
+extern void UserlifeStoreCompositeRows(ReturnSetInfo *rsinfo);
 extern void UserlifeSpiConnect(void);
 extern void UserlifeSpiFinish(void);
 
