@@ -6,6 +6,7 @@ MODULE_big = userlife
 OBJS = \
 	src/userlife.o \
 	src/access.o \
+	src/append.o \
 	src/audit.o \
 	src/events.o \
 	src/lifecycle.o \

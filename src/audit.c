@@ -574,6 +574,7 @@ load_chain_head(AuditRecord *rec, Datum user_id)
 	bool		isnull;
 	int			rc;
 
+	UserlifeSpiConnect();
 	rc = SPI_execute_plan(UserlifePrepareCustomPlan(&head_plan,
 											  "SELECT a.row_hash FROM userlife.audit a "
 											  "WHERE a.user_id = $1 ORDER BY a.audit_id DESC LIMIT 1",
@@ -589,6 +590,7 @@ load_chain_head(AuditRecord *rec, Datum user_id)
 		if (!isnull)
 			rec->has_prev = bytea_to_hash(d, rec->prev_hash);
 	}
+	UserlifeSpiFinish();
 }
 
 /*------------------------------------------------------------------------
@@ -671,60 +673,87 @@ maybe_notify(const char *partner)
 	last_notify_at = now;
 }
 
-/* append_audit: inserts the audit row and its event; SPI must be connected */
+/*
+ * append_audit
+ *		Inserts the audit row and its event: straight into the tables when
+ *		they are as installed (append.c), else with an INSERT statement so
+ *		that whatever a DBA added to them runs.  SPI must be connected for
+ *		the statement.
+ */
 static void
 append_audit(AuditRecord *rec, Datum user_id)
 {
-	Oid			argtypes[16] = {TIMESTAMPTZOID, TEXTOID, UUIDOID, TEXTOID, TEXTOID,
-		TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, JSONBOID, JSONBOID, XID8OID,
-	BYTEAOID, BYTEAOID, TEXTOID, JSONBOID};
-	Datum		values[16];
-	char		nulls[16];
-	int			rc;
+	Datum		a[AUDIT_NATTS];
+	bool		an[AUDIT_NATTS];
+	Datum		e[EVENTS_NATTS];
+	bool		en[EVENTS_NATTS];
 
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = TimestampTzGetDatum(rec->at);
-	values[1] = CStringGetTextDatum(rec->partner);
-	values[2] = user_id;
-	if (rec->external_id)
-		values[3] = CStringGetTextDatum(rec->external_id);
-	else
-		nulls[3] = 'n';
-	values[4] = CStringGetTextDatum(rec->action);
-	values[5] = CStringGetTextDatum(rec->db_role);
-	if (rec->actor)
-		values[6] = CStringGetTextDatum(rec->actor);
-	else
-		nulls[6] = 'n';
-	if (rec->reason)
-		values[7] = CStringGetTextDatum(rec->reason);
-	else
-		nulls[7] = 'n';
-	values[8] = changed_fields_array(rec);
-	values[9] = JsonbPGetDatum(rec->old_values);
-	values[10] = JsonbPGetDatum(rec->new_values);
-	values[11] = FullTransactionIdGetDatum(FullTransactionIdFromU64(rec->txid));
-	if (rec->has_prev)
-		values[12] = PointerGetDatum(hash_to_bytea(rec->prev_hash));
-	else
-		nulls[12] = 'n';
-	values[13] = PointerGetDatum(hash_to_bytea(rec->row_hash));
-	values[14] = CStringGetTextDatum(event_type_for(rec->action));
-	values[15] = JsonbPGetDatum(event_payload(rec));
+	memset(an, 0, sizeof(an));
+	memset(en, 0, sizeof(en));
+	a[1] = TimestampTzGetDatum(rec->at);
+	a[2] = CStringGetTextDatum(rec->partner);
+	a[3] = user_id;
+	an[4] = (rec->external_id == NULL);
+	a[4] = an[4] ? (Datum) 0 : CStringGetTextDatum(rec->external_id);
+	a[5] = CStringGetTextDatum(rec->action);
+	a[6] = CStringGetTextDatum(rec->db_role);
+	an[7] = (rec->actor == NULL);
+	a[7] = an[7] ? (Datum) 0 : CStringGetTextDatum(rec->actor);
+	an[8] = (rec->reason == NULL);
+	a[8] = an[8] ? (Datum) 0 : CStringGetTextDatum(rec->reason);
+	a[9] = changed_fields_array(rec);
+	a[10] = JsonbPGetDatum(rec->old_values);
+	a[11] = JsonbPGetDatum(rec->new_values);
+	a[12] = FullTransactionIdGetDatum(FullTransactionIdFromU64(rec->txid));
+	an[13] = !rec->has_prev;
+	a[13] = rec->has_prev ? PointerGetDatum(hash_to_bytea(rec->prev_hash)) : (Datum) 0;
+	a[14] = PointerGetDatum(hash_to_bytea(rec->row_hash));
+	a[15] = PointerGetDatum(construct_empty_array(TEXTOID));
 
-	rc = SPI_execute_plan(UserlifePreparePlan(&append_plan,
-											  "WITH a AS ("
-											  " INSERT INTO userlife.audit (at, partner, user_id, external_id, action,"
-											  "  db_role, actor, reason, changed_fields, old_values, new_values, txid,"
-											  "  prev_hash, row_hash)"
-											  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-											  " RETURNING audit_id) "
-											  "INSERT INTO userlife.events (at, partner, user_id, audit_id, event_type, payload) "
-											  "SELECT $1, $2, $3, a.audit_id, $15, $16 FROM a",
-											  16, argtypes),
-						  values, nulls, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "audit append failed: %s", SPI_result_code_string(rc));
+	e[1] = a[1];
+	e[2] = a[2];
+	e[3] = user_id;
+	e[5] = CStringGetTextDatum(event_type_for(rec->action));
+	e[6] = JsonbPGetDatum(event_payload(rec));
+	en[7] = en[8] = true;
+	e[7] = e[8] = (Datum) 0;
+
+	if (!AppendAuditAndEvent(a, an, e, en))
+	{
+		Oid			argtypes[16] = {TIMESTAMPTZOID, TEXTOID, UUIDOID, TEXTOID, TEXTOID,
+			TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, JSONBOID, JSONBOID, XID8OID,
+		BYTEAOID, BYTEAOID, TEXTOID, JSONBOID};
+		Datum		values[16];
+		char		nulls[16];
+		int			i;
+		int			rc;
+
+		UserlifeSpiConnect();
+		/* $1..$14 are audit columns 1..14, $15 and $16 the event's type and payload */
+		for (i = 0; i < 14; i++)
+		{
+			values[i] = a[i + 1];
+			nulls[i] = an[i + 1] ? 'n' : ' ';
+		}
+		values[14] = e[5];
+		nulls[14] = ' ';
+		values[15] = e[6];
+		nulls[15] = ' ';
+		rc = SPI_execute_plan(UserlifePreparePlan(&append_plan,
+												  "WITH a AS ("
+												  " INSERT INTO userlife.audit (at, partner, user_id, external_id, action,"
+												  "  db_role, actor, reason, changed_fields, old_values, new_values, txid,"
+												  "  prev_hash, row_hash)"
+												  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+												  " RETURNING audit_id) "
+												  "INSERT INTO userlife.events (at, partner, user_id, audit_id, event_type, payload) "
+												  "SELECT $1, $2, $3, a.audit_id, $15, $16 FROM a",
+												  16, argtypes),
+							  values, nulls, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "audit append failed: %s", SPI_result_code_string(rc));
+		UserlifeSpiFinish();
+	}
 	maybe_notify(rec->partner);
 }
 
@@ -1034,14 +1063,12 @@ guard_update(TriggerData *trigdata, TupleDesc desc)
 
 	user_id = col(oldtup, desc, COL_USER_ID, &isnull);
 	o = col(oldtup, desc, COL_AUDIT_HEAD, &onull);
-	UserlifeSpiConnect();
 	if (onull || !bytea_to_hash(o, rec.prev_hash))
 		load_chain_head(&rec, user_id);
 	else
 		rec.has_prev = true;
 	compute_row_hash(&rec);
 	append_audit(&rec, user_id);
-	UserlifeSpiFinish();
 
 	n = 0;
 	cols[n] = attnums[COL_VERSION];
@@ -1084,14 +1111,12 @@ guard_delete(TriggerData *trigdata, TupleDesc desc)
 
 	user_id = col(oldtup, desc, COL_USER_ID, &isnull);
 	head = col(oldtup, desc, COL_AUDIT_HEAD, &hnull);
-	UserlifeSpiConnect();
 	if (hnull || !bytea_to_hash(head, rec.prev_hash))
 		load_chain_head(&rec, user_id);
 	else
 		rec.has_prev = true;
 	compute_row_hash(&rec);
 	append_audit(&rec, user_id);
-	UserlifeSpiFinish();
 	return oldtup;
 }
 
@@ -1140,13 +1165,11 @@ userlife_users_audit_insert(PG_FUNCTION_ARGS)
 	rec.reason = UserlifeEffectiveReason(CurrentWrite.active ? CurrentWrite.reason : NULL);
 	user_id = col(newtup, desc, COL_USER_ID, &isnull);
 
-	UserlifeSpiConnect();
 	/* a re-enrolled tombstone keeps its user_id, so its chain goes on */
 	if (reenroll)
 		load_chain_head(&rec, user_id);
 	compute_row_hash(&rec);
 	append_audit(&rec, user_id);
-	UserlifeSpiFinish();
 	return PointerGetDatum(NULL);
 }
 

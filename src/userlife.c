@@ -110,6 +110,7 @@ _PG_init(void)
 
 	AccessInit();
 	AuditInit();
+	AppendInit();
 	LifecycleInit();
 }
 
@@ -235,8 +236,9 @@ userlife_namespace(void)
 	return nsp;
 }
 
-static Oid
-userlife_relid(const char *relname)
+/* UserlifeRelid: OID of table userlife.<relname>; 55000 when it is missing */
+Oid
+UserlifeRelid(const char *relname)
 {
 	Oid			relid = get_relname_relid(relname, userlife_namespace());
 
@@ -252,7 +254,7 @@ Oid
 UserlifeUsersRelid(void)
 {
 	if (!OidIsValid(users_relid))
-		users_relid = userlife_relid("users");
+		users_relid = UserlifeRelid("users");
 	return users_relid;
 }
 
@@ -261,7 +263,7 @@ Oid
 UserlifeTransitionsRelid(void)
 {
 	if (!OidIsValid(transitions_relid))
-		transitions_relid = userlife_relid("transitions");
+		transitions_relid = UserlifeRelid("transitions");
 	return transitions_relid;
 }
 

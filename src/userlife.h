@@ -82,6 +82,7 @@ extern void UserlifeReportAsCaller(void);
 		UserlifeReportAsCaller(); \
 		ereport(__VA_ARGS__); \
 	} while (0)
+extern Oid	UserlifeRelid(const char *relname);
 extern Oid	UserlifeUsersRelid(void);
 extern Oid	UserlifeTransitionsRelid(void);
 extern Oid	UserlifeStatusTypeOid(void);
@@ -135,6 +136,16 @@ extern void AuditComputeHash(uint8 *out, const uint8 *prev_hash, int prev_len,
 							 Datum changed_fields, Datum old_values, Datum new_values);
 
 extern void AuditRedactUser(Datum user_id);
+
+/* append.c: columns of userlife.audit and userlife.events, 0-based */
+#define AUDIT_NATTS					16
+#define AUDIT_ATT_AUDIT_ID			0
+#define EVENTS_NATTS				9
+#define EVENTS_ATT_EVENT_ID			0
+#define EVENTS_ATT_AUDIT_ID			4
+extern void AppendInit(void);
+extern bool AppendAuditAndEvent(Datum *audit_values, bool *audit_nulls,
+								Datum *event_values, bool *event_nulls);
 
 /* lifecycle.c */
 extern void LifecycleInit(void);

@@ -2,7 +2,7 @@
 -- tamper evidence, redaction that keeps the chain verifiable, purge,
 -- erasure, legal hold, tombstones, maintenance, and event claiming.
 BEGIN;
-SELECT plan(48);
+SELECT plan(56);
 
 SELECT lives_ok($$SELECT userlife.create_partner('aud', retention => '1 day')$$, 'partner');
 SELECT lives_ok($$SELECT userlife.register_user('aud', 'zq-77-unique', 'Zebulon Quux', 'zebulon@quux.example',
@@ -124,6 +124,39 @@ SELECT lives_ok($$SELECT userlife.allow_reenroll('aud', 'er-1')$$, 'allow_reenro
 SELECT is((SELECT enrollment_count FROM userlife.register_user('aud', 'er-1', 'Erin Again')), 2,
           're-enrolled with the next enrollment count');
 SELECT ok(userlife.verify_audit('aud', 'er-1'), 'its chain continues across the purge');
+
+-- rows go straight into audit and events only while the tables are as
+-- installed: an INSERT trigger or a CHECK constraint a DBA adds still runs
+CREATE TABLE public.ul_audit_copies (audit_id bigint, action text);
+CREATE FUNCTION public.ul_copy_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO public.ul_audit_copies VALUES (NEW.audit_id, NEW.action);
+	RETURN NEW;
+END $$;
+CREATE TRIGGER ul_copy_audit AFTER INSERT ON userlife.audit
+	FOR EACH ROW EXECUTE FUNCTION public.ul_copy_audit();
+SELECT lives_ok($$SELECT userlife.register_user('aud', 'dba-1', 'Dee')$$, 'registration with a DBA trigger on audit');
+SELECT lives_ok($$SELECT userlife.set_status('aud', 'dba-1', 'suspended', 'review')$$, 'a change with a DBA trigger on audit');
+SELECT results_eq($$SELECT c.audit_id, c.action FROM public.ul_audit_copies c ORDER BY 1$$,
+                  $$SELECT a.audit_id, a.action FROM userlife.audit a JOIN userlife.users u USING (user_id)
+                     WHERE u.partner = 'aud' AND u.external_id = 'dba-1' ORDER BY 1$$,
+                  'the DBA trigger saw every audit row');
+ALTER TABLE userlife.audit ADD CONSTRAINT ul_no_forbidden_reason
+	CHECK (reason IS DISTINCT FROM 'forbidden reason') NOT VALID;
+SELECT throws_ok($$SELECT userlife.set_status('aud', 'dba-1', 'blocked', 'forbidden reason')$$, '23514', NULL,
+                 'a DBA CHECK constraint on audit is enforced');
+SELECT is((SELECT status FROM userlife.get_user('aud', 'dba-1')), 'suspended'::userlife.user_status,
+          'and the refused change did not happen');
+DROP TRIGGER ul_copy_audit ON userlife.audit;
+ALTER TABLE userlife.audit DROP CONSTRAINT ul_no_forbidden_reason;
+SELECT lives_ok($$SELECT userlife.set_status('aud', 'dba-1', 'blocked', 'forbidden reason')$$,
+                'without them, the change goes through');
+SELECT is((SELECT count(*) FROM public.ul_audit_copies), 2::bigint, 'the dropped trigger no longer runs');
+SELECT ok(userlife.verify_audit('aud', 'dba-1')
+          AND (SELECT count(*) FROM userlife.audit a JOIN userlife.events e USING (audit_id)
+                 JOIN userlife.users u ON u.user_id = a.user_id
+                WHERE u.partner = 'aud' AND u.external_id = 'dba-1') = 3,
+          'three audit rows, each with its event, one chain across both ways of writing');
 
 SELECT * FROM finish();
 ROLLBACK;
