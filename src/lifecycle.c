@@ -540,6 +540,7 @@ refuse_reenroll(const char *partner, const char *external_id)
 Datum
 userlife_register_user(PG_FUNCTION_ARGS)
 {
+	static SPIPlanPtr new_user_plan = NULL;
 	static SPIPlanPtr insert_plan = NULL;
 	static SPIPlanPtr reenroll_plan = NULL;
 	static SPIPlanPtr drop_tombstone_plan = NULL;
@@ -583,7 +584,6 @@ userlife_register_user(PG_FUNCTION_ARGS)
 	}
 
 	AccessEnter(&scope, ACCESS_DEVELOPER, partner);
-	require_partner(partner);
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(partner);
@@ -597,6 +597,49 @@ userlife_register_user(PG_FUNCTION_ARGS)
 		DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
 	values[5] = PG_ARGISNULL(5) ? PointerGetDatum(construct_empty_array(TEXTOID)) : PG_GETARG_DATUM(5);
 	values[6] = CStringGetTextDatum(UserStatusNames[status]);
+
+	/*
+	 * The common case, a new external_id of an existing partner, in one
+	 * statement: the INSERT skips itself when the partner is missing or the
+	 * id is tombstoned, and does nothing when the id or the email is taken
+	 * (ON CONFLICT); each of those cases takes the path below, which finds
+	 * out which and answers accordingly.
+	 */
+	UserlifeBeginWrite(scope.caller, NULL, NULL);
+	UserlifeRun(&new_user_plan,
+			  "INSERT INTO userlife.users AS u (user_id, partner, external_id, display_name, email,"
+			  " metadata, tags, status, enrollment_count) "
+			  "SELECT pg_catalog.gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7::userlife.user_status, 1 "
+			  "WHERE EXISTS (SELECT 1 FROM userlife.partners p WHERE p.partner = $1)"
+			  " AND NOT EXISTS (SELECT 1 FROM userlife.tombstones t WHERE t.partner = $1"
+			  "  AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8'))) "
+			  "ON CONFLICT DO NOTHING RETURNING u",
+			  7, argtypes, values, nulls, false, 0, SPI_OK_INSERT_RETURNING);
+	if (SPI_processed == 1)
+	{
+		result = first_column();
+
+		/*
+		 * The INSERT may have waited for a transaction that purged a user
+		 * with this id and wrote its tombstone, which the statement's
+		 * snapshot did not show; the answer is then the one the tombstone
+		 * gives (a fresh tombstone never allows re-enrollment yet).  The
+		 * error rolls the insertion back.
+		 */
+		if (external_id != NULL &&
+			lookup_tombstone(partner, external_id, &tomb_user_id, &tomb_count, &tomb_allowed))
+		{
+			if (!tomb_allowed)
+				refuse_reenroll(partner, external_id);
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("user \"%s\" of partner \"%s\" was purged by a concurrent transaction",
+							external_id, partner),
+					 errhint("Retry the registration.")));
+		}
+		PG_RETURN_DATUM(finish_user_result(&scope, result));
+	}
+	UserlifeEndWrite();
 
 	if (external_id != NULL && fetch_user(partner, external_id, LOCK_UPDATE, &u))
 	{
@@ -622,6 +665,7 @@ userlife_register_user(PG_FUNCTION_ARGS)
 		PG_RETURN_DATUM(finish_user_result(&scope, result));
 	}
 
+	require_partner(partner);
 	if (external_id != NULL &&
 		lookup_tombstone(partner, external_id, &tomb_user_id, &tomb_count, &tomb_allowed))
 	{

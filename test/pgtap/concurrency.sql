@@ -2,7 +2,7 @@
 -- serialize on its row lock; nothing is lost and version counts every
 -- change exactly.  Runs outside a transaction: the other sessions must see
 -- committed data, so it works on a partner of its own.
-SELECT plan(13);
+SELECT plan(17);
 
 SELECT set_config('tap.partner', 'conc_' || substr(md5(random()::text), 1, 8), false);
 SELECT set_config('tap.conn', format('dbname=%s host=%s port=%s user=%s', current_database(),
@@ -75,6 +75,27 @@ SELECT is((SELECT count(*) FROM userlife.events e JOIN userlife.audit a USING (a
             WHERE a.partner = current_setting('tap.partner') AND a.external_id = 'c2'),
           301::bigint, 'one event per change');
 SELECT ok(userlife.verify_audit(current_setting('tap.partner'), 'c2'), 'the interleaved chain verifies');
+
+-- a registration that waited for a transaction erasing the same id sees its
+-- tombstone and is refused as the tombstone says, not registered past it
+SELECT lives_ok(format($$SELECT userlife.register_user(%L, 'c3')$$, current_setting('tap.partner')), 'a third user');
+SELECT dblink_connect('s3', current_setting('tap.conn'));
+SELECT dblink_connect('s4', current_setting('tap.conn'));
+SELECT dblink_exec('s3', 'BEGIN');
+SELECT count(*) FROM dblink('s3', format($$SELECT userlife.erase_user(%L, 'c3', 'right to erasure')$$,
+       current_setting('tap.partner'))) AS r(x boolean);
+SELECT dblink_send_query('s4', format($$SELECT user_id FROM userlife.register_user(%L, 'c3')$$,
+                                      current_setting('tap.partner')));
+SELECT pg_sleep(0.5);
+SELECT dblink_exec('s3', 'COMMIT');
+SELECT throws_ok($$SELECT * FROM dblink_get_result('s4') AS r(u uuid)$$, '23505', NULL,
+                 'the waiting registration meets the tombstone written meanwhile: 23505');
+SELECT dblink_disconnect('s3');
+SELECT dblink_disconnect('s4');
+SELECT is((SELECT count(*) FROM userlife.users WHERE partner = current_setting('tap.partner') AND external_id = 'c3'),
+          0::bigint, 'and no user c3 exists');
+SELECT throws_ok(format($$SELECT userlife.register_user(%L, 'c3')$$, current_setting('tap.partner')), '23505', NULL,
+                 'retried, it meets the tombstone: allow_reenroll first');
 
 SELECT dblink_disconnect('s1');
 SELECT dblink_disconnect('s2');
