@@ -1,4 +1,4 @@
-\set r random(1, 2000000000)
+\set r random(1, 1000000000000000000)
 \set p :r % 10
 WITH u AS (
 	INSERT INTO bench_floor.users (partner, external_id, display_name, email)
