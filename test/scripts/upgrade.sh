@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# upgrade.sh — every version that has an update path to the default version
+# (pg_extension_update_paths) is installed with CREATE EXTENSION ... VERSION
+# and brought up with ALTER EXTENSION userlife UPDATE; the result must define
+# exactly what a fresh install does (test/upgrade/catalog.sql, compared with
+# diff).  Before the per-version checks, the comparison itself is checked:
+# two fresh installs compare equal, and a changed object is noticed.
+# Prints TAP.
+set -uo pipefail
+BIN=/usr/lib/postgresql/15/bin
+PSQL="$BIN/psql -X -q -v ON_ERROR_STOP=1"
+CATALOG="$USERLIFE_ROOT/test/upgrade/catalog.sql"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+n=0
+tap() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
+
+# fresh DB [VERSION]: a new database with userlife installed (at VERSION)
+fresh() {
+	$PSQL -d postgres -c "DROP DATABASE IF EXISTS $1" >/dev/null 2>&1
+	$PSQL -d postgres -c "CREATE DATABASE $1" >/dev/null &&
+	$PSQL -d "$1" -c "SET client_min_messages = warning" \
+		-c "CREATE EXTENSION userlife ${2:+VERSION '$2'} CASCADE" >/dev/null
+}
+describe() { $PSQL -d "$1" -At -f "$CATALOG" >"$out/$1.catalog"; }
+
+default=$($PSQL -d postgres -At -c "SELECT default_version FROM pg_available_extensions WHERE name = 'userlife'")
+fresh ul_upgrade_ref || { echo "1..1"; echo "not ok 1 - fresh install of $default"; exit 1; }
+sources=$($PSQL -d ul_upgrade_ref -At -c "SELECT source FROM pg_extension_update_paths('userlife')
+                                          WHERE target = '$default' AND path IS NOT NULL ORDER BY source")
+echo "1..$((3 + 2 * $(grep -c . <<<"$sources")))"
+echo "# default version $default; versions with an update path to it: ${sources:-none}"
+
+describe ul_upgrade_ref
+tap $([ "$(grep -c . "$out/ul_upgrade_ref.catalog")" -gt 100 ] && echo 0 || echo 1) \
+	"the description of a fresh install lists its objects ($(wc -l <"$out/ul_upgrade_ref.catalog") lines)"
+fresh ul_upgrade_again && describe ul_upgrade_again
+diff -u "$out/ul_upgrade_ref.catalog" "$out/ul_upgrade_again.catalog" >"$out/again.diff"
+tap $? "two fresh installs describe the same"
+$PSQL -d ul_upgrade_again -c "ALTER INDEX userlife.audit_user_idx RENAME TO audit_user_idx_renamed" \
+	-c "COMMENT ON FUNCTION userlife.get_user(text, text) IS 'changed'" >/dev/null
+describe ul_upgrade_again
+changed=$(diff "$out/ul_upgrade_ref.catalog" "$out/ul_upgrade_again.catalog" | grep -c '^[<>]')
+tap $([ "$changed" -ge 4 ] && echo 0 || echo 1) "a renamed index and a changed comment are noticed ($changed lines differ)"
+
+for v in $sources; do
+	db="ul_upgrade_from_$(tr -c 'a-z0-9\n' '_' <<<"$v")"
+	fresh "$db" "$v" && $PSQL -d "$db" -c "ALTER EXTENSION userlife UPDATE" >"$out/$db.err" 2>&1
+	tap $? "CREATE EXTENSION userlife VERSION '$v'; ALTER EXTENSION userlife UPDATE"
+	describe "$db"
+	diff -u "$out/ul_upgrade_ref.catalog" "$out/$db.catalog" >"$out/$db.diff"
+	rc=$?
+	tap $rc "from $v: the same objects as a fresh install of $default"
+	[ $rc = 0 ] || sed 's/^/# /' "$out/$db.diff" | head -40
+	$PSQL -d postgres -c "DROP DATABASE $db" >/dev/null 2>&1
+done
+for d in ul_upgrade_ref ul_upgrade_again; do $PSQL -d postgres -c "DROP DATABASE $d" >/dev/null 2>&1; done
