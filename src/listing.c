@@ -50,6 +50,7 @@ enum
 	P_AFTER_USER,
 	P_LIMIT,
 	P_OFFSET,
+	P_AFTER_CREATED,
 	NUM_PARAMS
 };
 
@@ -61,7 +62,8 @@ typedef struct UserFilter
 } UserFilter;
 
 static const Oid param_types[NUM_PARAMS] = {
-	TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, UUIDOID, INT4OID, INT4OID
+	TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, UUIDOID, INT4OID, INT4OID,
+	TIMESTAMPTZOID
 };
 
 /* like_pattern: search text as a LIKE pattern matching it literally anywhere */
@@ -140,13 +142,13 @@ build_filter(FunctionCallInfo fcinfo, UserFilter *f, const char *partner,
 static void
 require_partner_exists(const char *partner)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 
 	values[0] = CStringGetTextDatum(partner);
-	if (SPI_execute_with_args("SELECT 1 FROM userlife.partners p WHERE p.partner = $1",
-							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "partner lookup failed");
+	UserlifeRun(&plan, "SELECT 1 FROM userlife.partners p WHERE p.partner = $1",
+				1, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -222,23 +224,26 @@ userlife_list_users(PG_FUNCTION_ARGS)
 	f.nulls[P_LIMIT] = ' ';
 	if (!PG_ARGISNULL(7))
 	{
+		/* the cursor's position, read once, is a constant of the page's query */
+		static SPIPlanPtr after_plan = NULL;
 		Oid			argtypes[2] = {UUIDOID, TEXTOID};
 		Datum		values[2];
+		bool		isnull;
 
 		values[0] = PG_GETARG_DATUM(7);
 		values[1] = f.values[P_PARTNER];
-		if (SPI_execute_with_args("SELECT 1 FROM userlife.users u WHERE u.user_id = $1 AND u.partner = $2",
-								  2, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "after_user lookup failed");
+		UserlifeRun(&after_plan,
+					"SELECT u.created_at FROM userlife.users u WHERE u.user_id = $1 AND u.partner = $2",
+					2, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
 		if (SPI_processed == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("after_user is not a user of partner \"%s\"", partner)));
+		f.values[P_AFTER_CREATED] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		f.nulls[P_AFTER_CREATED] = ' ';
 		f.values[P_AFTER_USER] = PG_GETARG_DATUM(7);
 		f.nulls[P_AFTER_USER] = ' ';
-		appendStringInfoString(&f.where,
-							   " AND (u.created_at, u.user_id) > (SELECT k.created_at, k.user_id"
-							   " FROM userlife.users k WHERE k.user_id = $7)");
+		appendStringInfoString(&f.where, " AND (u.created_at, u.user_id) > ($10, $7)");
 	}
 	f.values[P_OFFSET] = Int32GetDatum(offset_arg(fcinfo, 8));
 	f.nulls[P_OFFSET] = ' ';
