@@ -19,19 +19,37 @@
  * uses its SQL statement instead, which runs all of them.  The check runs
  * once per relcache invalidation of either table.
  *
+ * Reading the newest row_hash of a user (the chain head, needed when the
+ * users row does not carry it yet) is likewise one backward probe of
+ * audit_user_idx, while that index is (user_id, audit_id) as installed;
+ * and whether an external_id has a tombstone, one probe of
+ * tombstones_pkey.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
 #include "commands/sequence.h"
 #include "executor/executor.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "userlife.h"
 
@@ -71,6 +89,15 @@ typedef struct AppendTarget
 	bool		direct_ok;
 } AppendTarget;
 
+/* audit_user_idx, for reading a user's newest audit row */
+static Oid	head_index = InvalidOid;
+static bool head_index_checked = false;
+
+/* tombstones_pkey, for probing an external_id's tombstone */
+static Oid	tombstone_index = InvalidOid;
+static Oid	tombstone_relid = InvalidOid;
+static bool tombstone_index_checked = false;
+
 static AppendTarget audit_target = {"audit", audit_shape, AUDIT_NATTS, InvalidOid, InvalidOid, false, false};
 static AppendTarget events_target = {"events", events_shape, EVENTS_NATTS, InvalidOid, InvalidOid, false, false};
 
@@ -90,6 +117,17 @@ reset_targets(Datum arg, Oid relid)
 {
 	forget_target(&audit_target, relid);
 	forget_target(&events_target, relid);
+	if (relid == InvalidOid || relid == head_index || relid == audit_target.relid)
+	{
+		head_index_checked = false;
+		head_index = InvalidOid;
+	}
+	if (relid == InvalidOid || relid == tombstone_index || relid == tombstone_relid)
+	{
+		tombstone_index_checked = false;
+		tombstone_index = InvalidOid;
+		tombstone_relid = InvalidOid;
+	}
 }
 
 void
@@ -250,5 +288,168 @@ AppendAuditAndEvent(Datum *audit_values, bool *audit_nulls,
 
 	table_close(events_rel, NoLock);
 	table_close(audit_rel, NoLock);
+	return true;
+}
+
+/* index_is_user_then_audit_id: a plain B-tree on (user_id, audit_id) of audit */
+static bool
+index_is_user_then_audit_id(Relation index)
+{
+	Form_pg_index form = index->rd_index;
+
+	return index->rd_rel->relam == BTREE_AM_OID &&
+		form->indnkeyatts == 2 &&
+		form->indkey.values[0] == 4 &&	/* user_id */
+		form->indkey.values[1] == 1 &&	/* audit_id */
+		form->indisvalid && form->indisready &&
+		RelationGetIndexPredicate(index) == NIL &&
+		RelationGetIndexExpressions(index) == NIL &&
+		(index->rd_indoption[0] & INDOPTION_DESC) == 0 &&
+		(index->rd_indoption[1] & INDOPTION_DESC) == 0;
+}
+
+/*
+ * AppendReadChainHead
+ *		The row_hash of the user's newest audit row, in the active snapshot
+ *		(which shows every change of the user committed before its row was
+ *		locked, and this transaction's own), found with one backward probe
+ *		of audit_user_idx.  Sets *found; returns false, having read nothing,
+ *		when the audit table or the index is not as installed.
+ */
+bool
+AppendReadChainHead(Datum user_id, bytea **row_hash, bool *found)
+{
+	Relation	audit_rel;
+	Relation	index;
+	IndexScanDesc scan;
+	ScanKeyData key;
+	TupleTableSlot *slot;
+
+	if (!open_target(&audit_target, &audit_rel))
+		return false;
+	if (!head_index_checked)
+	{
+		Oid			nsp = RelationGetNamespace(audit_rel);
+
+		head_index = get_relname_relid("audit_user_idx", nsp);
+		head_index_checked = true;
+		if (OidIsValid(head_index))
+		{
+			index = index_open(head_index, AccessShareLock);
+			if (index->rd_index->indrelid != audit_target.relid || !index_is_user_then_audit_id(index))
+				head_index = InvalidOid;
+			index_close(index, NoLock);
+		}
+	}
+	if (!OidIsValid(head_index))
+	{
+		table_close(audit_rel, NoLock);
+		return false;
+	}
+
+	index = index_open(head_index, AccessShareLock);
+	slot = table_slot_create(audit_rel, NULL);
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_UUID_EQ, user_id);
+	scan = index_beginscan(audit_rel, index, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	*found = false;
+	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, AUDIT_ATT_ROW_HASH + 1, &isnull);
+
+		if (!isnull)
+		{
+			*row_hash = DatumGetByteaPCopy(d);
+			*found = true;
+		}
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, NoLock);
+	table_close(audit_rel, NoLock);
+	return true;
+}
+
+/* index_is_tombstone_key: the B-tree (partner, external_id_digest) of tombstones */
+static bool
+index_is_tombstone_key(Relation index)
+{
+	Form_pg_index form = index->rd_index;
+
+	return index->rd_rel->relam == BTREE_AM_OID &&
+		form->indnkeyatts == 2 &&
+		form->indkey.values[0] == 1 &&	/* partner */
+		form->indkey.values[1] == 2 &&	/* external_id_digest */
+		form->indisvalid && form->indisready &&
+		RelationGetIndexPredicate(index) == NIL &&
+		RelationGetIndexExpressions(index) == NIL &&
+		TupleDescAttr(RelationGetDescr(index), 0)->atttypid == TEXTOID &&
+		TupleDescAttr(RelationGetDescr(index), 1)->atttypid == BYTEAOID;
+}
+
+/*
+ * AppendTombstoneExists
+ *		Whether the external_id of the partner has a tombstone, in a fresh
+ *		snapshot: one written by a transaction that committed a moment ago
+ *		counts.  Sets *exists; returns false, having read nothing, when
+ *		tombstones_pkey is not as installed.
+ */
+bool
+AppendTombstoneExists(const char *partner, const char *external_id, bool *exists)
+{
+	Relation	rel;
+	Relation	index;
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+	TupleTableSlot *slot;
+	pg_cryptohash_ctx *ctx;
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	bytea	   *digest_datum;
+	Snapshot	snapshot;
+
+	if (!tombstone_index_checked)
+	{
+		tombstone_relid = UserlifeRelid("tombstones");
+		tombstone_index = get_relname_relid("tombstones_pkey", get_rel_namespace(tombstone_relid));
+		tombstone_index_checked = true;
+		if (OidIsValid(tombstone_index))
+		{
+			index = index_open(tombstone_index, AccessShareLock);
+			if (index->rd_index->indrelid != tombstone_relid || !index_is_tombstone_key(index))
+				tombstone_index = InvalidOid;
+			index_close(index, NoLock);
+		}
+	}
+	/* the digest is of the UTF-8 bytes; other server encodings go through SQL */
+	if (!OidIsValid(tombstone_index) || GetDatabaseEncoding() != PG_UTF8)
+		return false;
+
+	ctx = pg_cryptohash_create(PG_SHA256);
+	if (pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) external_id, strlen(external_id)) < 0 ||
+		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		elog(ERROR, "SHA-256 failed: %s", pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+	digest_datum = palloc(VARHDRSZ + sizeof(digest));
+	SET_VARSIZE(digest_datum, VARHDRSZ + sizeof(digest));
+	memcpy(VARDATA(digest_datum), digest, sizeof(digest));
+
+	rel = table_open(tombstone_relid, AccessShareLock);
+	index = index_open(tombstone_index, AccessShareLock);
+	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[0], F_TEXTEQ, CStringGetTextDatum(partner));
+	ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[1], F_BYTEAEQ, PointerGetDatum(digest_datum));
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, index, snapshot, 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+	*exists = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
 	return true;
 }

@@ -565,7 +565,12 @@ bytea_to_hash(Datum d, uint8 *h)
 	return true;
 }
 
-/* load_chain_head: the newest row_hash of the user, read from the audit */
+/*
+ * load_chain_head
+ *		The newest row_hash of the user, read from the audit: by a probe of
+ *		its index (append.c), or by a query when the index is not as
+ *		installed.
+ */
 static void
 load_chain_head(AuditRecord *rec, Datum user_id)
 {
@@ -573,7 +578,14 @@ load_chain_head(AuditRecord *rec, Datum user_id)
 	Datum		values[1] = {user_id};
 	bool		isnull;
 	int			rc;
+	bytea	   *head;
+	bool		found;
 
+	if (AppendReadChainHead(user_id, &head, &found))
+	{
+		rec->has_prev = found && bytea_to_hash(PointerGetDatum(head), rec->prev_hash);
+		return;
+	}
 	UserlifeSpiConnect();
 	rc = SPI_execute_plan(UserlifePrepareCustomPlan(&head_plan,
 											  "SELECT a.row_hash FROM userlife.audit a "

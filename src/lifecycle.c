@@ -617,6 +617,8 @@ userlife_register_user(PG_FUNCTION_ARGS)
 			  7, argtypes, values, nulls, false, 0, SPI_OK_INSERT_RETURNING);
 	if (SPI_processed == 1)
 	{
+		bool		tombstoned = true;
+
 		result = first_column();
 
 		/*
@@ -627,6 +629,7 @@ userlife_register_user(PG_FUNCTION_ARGS)
 		 * error rolls the insertion back.
 		 */
 		if (external_id != NULL &&
+			(!AppendTombstoneExists(partner, external_id, &tombstoned) || tombstoned) &&
 			lookup_tombstone(partner, external_id, &tomb_user_id, &tomb_count, &tomb_allowed))
 		{
 			if (!tomb_allowed)

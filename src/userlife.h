@@ -140,12 +140,15 @@ extern void AuditRedactUser(Datum user_id);
 /* append.c: columns of userlife.audit and userlife.events, 0-based */
 #define AUDIT_NATTS					16
 #define AUDIT_ATT_AUDIT_ID			0
+#define AUDIT_ATT_ROW_HASH			14
 #define EVENTS_NATTS				9
 #define EVENTS_ATT_EVENT_ID			0
 #define EVENTS_ATT_AUDIT_ID			4
 extern void AppendInit(void);
 extern bool AppendAuditAndEvent(Datum *audit_values, bool *audit_nulls,
 								Datum *event_values, bool *event_nulls);
+extern bool AppendReadChainHead(Datum user_id, bytea **row_hash, bool *found);
+extern bool AppendTombstoneExists(const char *partner, const char *external_id, bool *exists);
 
 /* lifecycle.c */
 extern void LifecycleInit(void);

@@ -2,7 +2,7 @@
 -- tamper evidence, redaction that keeps the chain verifiable, purge,
 -- erasure, legal hold, tombstones, maintenance, and event claiming.
 BEGIN;
-SELECT plan(56);
+SELECT plan(60);
 
 SELECT lives_ok($$SELECT userlife.create_partner('aud', retention => '1 day')$$, 'partner');
 SELECT lives_ok($$SELECT userlife.register_user('aud', 'zq-77-unique', 'Zebulon Quux', 'zebulon@quux.example',
@@ -157,6 +157,17 @@ SELECT ok(userlife.verify_audit('aud', 'dba-1')
                  JOIN userlife.users u ON u.user_id = a.user_id
                 WHERE u.partner = 'aud' AND u.external_id = 'dba-1') = 3,
           'three audit rows, each with its event, one chain across both ways of writing');
+
+-- the chain head of a user whose row does not carry it yet is read from
+-- audit_user_idx, or with a query when that index is gone; both continue it
+SELECT lives_ok($$SELECT userlife.register_user('aud', 'dba-2', 'Dot')$$, 'a user registered');
+DROP INDEX userlife.audit_user_idx;
+SELECT lives_ok($$SELECT userlife.set_status('aud', 'dba-2', 'suspended', 'review')$$,
+                'its first change, without audit_user_idx');
+SELECT is((SELECT count(*) FROM userlife.audit a JOIN userlife.users u USING (user_id)
+            WHERE u.partner = 'aud' AND u.external_id = 'dba-2' AND a.prev_hash IS NOT NULL), 1::bigint,
+          'the change points back at the registration');
+SELECT ok(userlife.verify_audit('aud', 'dba-2'), 'and the chain verifies');
 
 SELECT * FROM finish();
 ROLLBACK;
