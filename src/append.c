@@ -291,21 +291,38 @@ AppendAuditAndEvent(Datum *audit_values, bool *audit_nulls,
 	return true;
 }
 
-/* index_is_user_then_audit_id: a plain B-tree on (user_id, audit_id) of audit */
-static bool
-index_is_user_then_audit_id(Relation index)
+/*
+ * find_key_index
+ *		The index called name on the table relid when it is a valid, plain
+ *		ascending B-tree on exactly the two columns given, of the types
+ *		given; InvalidOid otherwise.
+ */
+static Oid
+find_key_index(const char *name, Oid relid, AttrNumber first, Oid first_type,
+			   AttrNumber second, Oid second_type)
 {
-	Form_pg_index form = index->rd_index;
+	Oid			indexid = get_relname_relid(name, get_rel_namespace(relid));
+	Relation	index;
+	Form_pg_index form;
+	bool		usable;
 
-	return index->rd_rel->relam == BTREE_AM_OID &&
+	if (!OidIsValid(indexid))
+		return InvalidOid;
+	index = index_open(indexid, AccessShareLock);
+	form = index->rd_index;
+	usable = form->indrelid == relid &&
+		index->rd_rel->relam == BTREE_AM_OID &&
 		form->indnkeyatts == 2 &&
-		form->indkey.values[0] == 4 &&	/* user_id */
-		form->indkey.values[1] == 1 &&	/* audit_id */
+		form->indkey.values[0] == first && form->indkey.values[1] == second &&
+		TupleDescAttr(RelationGetDescr(index), 0)->atttypid == first_type &&
+		TupleDescAttr(RelationGetDescr(index), 1)->atttypid == second_type &&
 		form->indisvalid && form->indisready &&
 		RelationGetIndexPredicate(index) == NIL &&
 		RelationGetIndexExpressions(index) == NIL &&
 		(index->rd_indoption[0] & INDOPTION_DESC) == 0 &&
 		(index->rd_indoption[1] & INDOPTION_DESC) == 0;
+	index_close(index, NoLock);
+	return usable ? indexid : InvalidOid;
 }
 
 /*
@@ -329,17 +346,9 @@ AppendReadChainHead(Datum user_id, bytea **row_hash, bool *found)
 		return false;
 	if (!head_index_checked)
 	{
-		Oid			nsp = RelationGetNamespace(audit_rel);
-
-		head_index = get_relname_relid("audit_user_idx", nsp);
+		/* (user_id, audit_id) */
+		head_index = find_key_index("audit_user_idx", audit_target.relid, 4, UUIDOID, 1, INT8OID);
 		head_index_checked = true;
-		if (OidIsValid(head_index))
-		{
-			index = index_open(head_index, AccessShareLock);
-			if (index->rd_index->indrelid != audit_target.relid || !index_is_user_then_audit_id(index))
-				head_index = InvalidOid;
-			index_close(index, NoLock);
-		}
 	}
 	if (!OidIsValid(head_index))
 	{
@@ -371,23 +380,6 @@ AppendReadChainHead(Datum user_id, bytea **row_hash, bool *found)
 	return true;
 }
 
-/* index_is_tombstone_key: the B-tree (partner, external_id_digest) of tombstones */
-static bool
-index_is_tombstone_key(Relation index)
-{
-	Form_pg_index form = index->rd_index;
-
-	return index->rd_rel->relam == BTREE_AM_OID &&
-		form->indnkeyatts == 2 &&
-		form->indkey.values[0] == 1 &&	/* partner */
-		form->indkey.values[1] == 2 &&	/* external_id_digest */
-		form->indisvalid && form->indisready &&
-		RelationGetIndexPredicate(index) == NIL &&
-		RelationGetIndexExpressions(index) == NIL &&
-		TupleDescAttr(RelationGetDescr(index), 0)->atttypid == TEXTOID &&
-		TupleDescAttr(RelationGetDescr(index), 1)->atttypid == BYTEAOID;
-}
-
 /*
  * AppendTombstoneExists
  *		Whether the external_id of the partner has a tombstone, in a fresh
@@ -410,16 +402,10 @@ AppendTombstoneExists(const char *partner, const char *external_id, bool *exists
 
 	if (!tombstone_index_checked)
 	{
+		/* (partner, external_id_digest) */
 		tombstone_relid = UserlifeRelid("tombstones");
-		tombstone_index = get_relname_relid("tombstones_pkey", get_rel_namespace(tombstone_relid));
+		tombstone_index = find_key_index("tombstones_pkey", tombstone_relid, 1, TEXTOID, 2, BYTEAOID);
 		tombstone_index_checked = true;
-		if (OidIsValid(tombstone_index))
-		{
-			index = index_open(tombstone_index, AccessShareLock);
-			if (index->rd_index->indrelid != tombstone_relid || !index_is_tombstone_key(index))
-				tombstone_index = InvalidOid;
-			index_close(index, NoLock);
-		}
 	}
 	/* the digest is of the UTF-8 bytes; other server encodings go through SQL */
 	if (!OidIsValid(tombstone_index) || GetDatabaseEncoding() != PG_UTF8)
