@@ -226,9 +226,8 @@ nulls_allowed(Relation rel, const bool *nulls)
 
 /* insert_row: heap insert plus index entries, as the executor's INSERT does */
 static void
-insert_row(Relation rel, Datum *values, bool *nulls)
+insert_row(EState *estate, Relation rel, Datum *values, bool *nulls)
 {
-	EState	   *estate = CreateExecutorState();
 	ResultRelInfo *rri = makeNode(ResultRelInfo);
 	TupleTableSlot *slot;
 	HeapTuple	tuple;
@@ -243,7 +242,7 @@ insert_row(Relation rel, Datum *values, bool *nulls)
 		list_free(ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL));
 	ExecDropSingleTupleTableSlot(slot);
 	ExecCloseIndices(rri);
-	FreeExecutorState(estate);
+	ResetPerTupleExprContext(estate);
 }
 
 /*
@@ -259,6 +258,7 @@ AppendAuditAndEvent(Datum *audit_values, bool *audit_nulls,
 {
 	Relation	audit_rel;
 	Relation	events_rel;
+	EState	   *estate;
 	int64		audit_id;
 
 	if (!open_target(&audit_target, &audit_rel))
@@ -280,11 +280,13 @@ AppendAuditAndEvent(Datum *audit_values, bool *audit_nulls,
 
 	audit_id = nextval_internal(audit_target.identity_seq, false);
 	audit_values[AUDIT_ATT_AUDIT_ID] = Int64GetDatum(audit_id);
-	insert_row(audit_rel, audit_values, audit_nulls);
+	estate = CreateExecutorState();
+	insert_row(estate, audit_rel, audit_values, audit_nulls);
 
 	event_values[EVENTS_ATT_EVENT_ID] = Int64GetDatum(nextval_internal(events_target.identity_seq, false));
 	event_values[EVENTS_ATT_AUDIT_ID] = Int64GetDatum(audit_id);
-	insert_row(events_rel, event_values, event_nulls);
+	insert_row(estate, events_rel, event_values, event_nulls);
+	FreeExecutorState(estate);
 
 	table_close(events_rel, NoLock);
 	table_close(audit_rel, NoLock);

@@ -689,8 +689,7 @@ maybe_notify(const char *partner)
  * append_audit
  *		Inserts the audit row and its event: straight into the tables when
  *		they are as installed (append.c), else with an INSERT statement so
- *		that whatever a DBA added to them runs.  SPI must be connected for
- *		the statement.
+ *		that whatever a DBA added to them runs.
  */
 static void
 append_audit(AuditRecord *rec, Datum user_id)
