@@ -36,6 +36,21 @@ SELECT userlife.verify_audit('ret', 'h-1');
 -- purge
 SELECT userlife.purge_expired(0);
 \echo :LAST_ERROR_SQLSTATE
+-- a paced purge: a negative rate is refused; a cancel ends a pause and
+-- the purge removes no one
+SET userlife.purge_rate_limit = -1;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM generate_series(1, 10) i, LATERAL userlife.register_user('ret', 'pace-' || i) r,
+       LATERAL userlife.delete_user('ret', r.external_id) d;
+UPDATE userlife.users SET purge_after = now() - interval '1 minute' WHERE partner = 'ret' AND external_id LIKE 'pace-%';
+SET userlife.purge_rate_limit = 5;
+SET statement_timeout = '300ms';
+SELECT userlife.purge_expired(10);
+\echo :LAST_ERROR_SQLSTATE
+RESET statement_timeout;
+SELECT count(*) FROM userlife.users WHERE partner = 'ret' AND external_id LIKE 'pace-%';
+RESET userlife.purge_rate_limit;
+SELECT userlife.purge_expired(10);
 SELECT userlife.run_maintenance(-1);
 \echo :LAST_ERROR_SQLSTATE
 SELECT userlife.schedule_maintenance();

@@ -14,11 +14,21 @@
  * concurrent purges never wait on each other or on users being changed by
  * live traffic; the batch size bounds how long its row locks are held.
  *
+ * Pace: with userlife.purge_rate_limit set, purge_expired sleeps between
+ * users so that it removes at most that many per second.  A purge is CPU
+ * work beside live traffic; on a machine whose cores the traffic already
+ * keeps busy, the pause is what leaves the traffic its share.  The batch's
+ * row locks are held through the pauses, so batch_size / rate bounds how
+ * long they are held.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -74,7 +84,34 @@ purge_user(Oid caller, Datum user_id, const char *action, const char *reason)
 }
 
 /*
- * PurgeExpired
+ * pace_purge
+ *		Sleeps until done users purged since started keep to
+ *		userlife.purge_rate_limit.  The sleep ends early on a cancel or
+ *		a shutdown request.
+ */
+static void
+pace_purge(TimestampTz started, uint64 done)
+{
+	int64		due_us;
+	int64		elapsed_us;
+	long		wait_ms;
+
+	if (userlife_purge_rate_limit <= 0)
+		return;
+	due_us = (int64) ((double) done * USECS_PER_SEC / userlife_purge_rate_limit);
+	elapsed_us = GetCurrentTimestamp() - started;
+	wait_ms = (long) ((due_us - elapsed_us) / 1000);
+	if (wait_ms > 0)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 wait_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * purge_expired
  *		Purges up to batch_size users past purge_after and not on legal
  *		hold; returns how many.  Must run inside AccessEnter.
  */
@@ -87,6 +124,7 @@ purge_expired(Oid caller, int32 batch_size)
 	SPITupleTable *batch;
 	uint64		n;
 	uint64		i;
+	TimestampTz started = GetCurrentTimestamp();
 
 	values[0] = Int32GetDatum(batch_size);
 	UserlifeRun(&pick_plan,
@@ -102,6 +140,7 @@ purge_expired(Oid caller, int32 batch_size)
 
 		purge_user(caller, SPI_getbinval(batch->vals[i], batch->tupdesc, 1, &isnull),
 				   "purge", "retention period ended");
+		pace_purge(started, i + 1);
 	}
 	return (int64) n;
 }

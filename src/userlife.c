@@ -44,6 +44,7 @@ char	   *userlife_reason = NULL;
 char	   *userlife_default_retention = NULL;
 bool		userlife_notify = true;
 int			userlife_notify_interval_ms = 100;
+int			userlife_purge_rate_limit = 0;
 
 WriteContext CurrentWrite;
 const char *UserlifeRequestActor = NULL;
@@ -92,6 +93,12 @@ _PG_init(void)
 							"0 sends one per transaction that wrote events.",
 							&userlife_notify_interval_ms, 100, 0, 3600 * 1000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("userlife.purge_rate_limit",
+							"Most users one purge_expired call removes per second.",
+							"The purge pauses between users to keep to it, so live traffic keeps "
+							"its share of the CPU; 0 purges as fast as it can.",
+							&userlife_purge_rate_limit, 0, 0, 1000000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("userlife.signature_max_age",
 							"Allowed clock skew of a signed request's timestamp, either side.",
 							NULL,

@@ -47,6 +47,7 @@ extern char *userlife_reason;
 extern char *userlife_default_retention;
 extern bool userlife_notify;
 extern int	userlife_notify_interval_ms;
+extern int	userlife_purge_rate_limit;
 
 /*
  * What a SQL function tells the users triggers about the write it is about

@@ -2,7 +2,7 @@
 -- tamper evidence, redaction that keeps the chain verifiable, purge,
 -- erasure, legal hold, tombstones, maintenance, and event claiming.
 BEGIN;
-SELECT plan(60);
+SELECT plan(64);
 
 SELECT lives_ok($$SELECT userlife.create_partner('aud', retention => '1 day')$$, 'partner');
 SELECT lives_ok($$SELECT userlife.register_user('aud', 'zq-77-unique', 'Zebulon Quux', 'zebulon@quux.example',
@@ -168,6 +168,19 @@ SELECT is((SELECT count(*) FROM userlife.audit a JOIN userlife.users u USING (us
             WHERE u.partner = 'aud' AND u.external_id = 'dba-2' AND a.prev_hash IS NOT NULL), 1::bigint,
           'the change points back at the registration');
 SELECT ok(userlife.verify_audit('aud', 'dba-2'), 'and the chain verifies');
+
+-- userlife.purge_rate_limit paces a purge
+SELECT lives_ok($$SELECT userlife.delete_user('aud', r.external_id)
+                    FROM generate_series(1, 10) i, LATERAL userlife.register_user('aud', 'pace-' || i) r$$,
+                'ten users deleted');
+UPDATE userlife.users SET purge_after = now() - interval '1 minute' WHERE partner = 'aud' AND external_id LIKE 'pace-%';
+SET userlife.purge_rate_limit = 40;
+CREATE TEMP TABLE pace_clock AS SELECT clock_timestamp() AS started;
+SELECT is(userlife.purge_expired(10), 10::bigint, 'at 40 users/s a purge of 10 completes');
+SELECT cmp_ok(extract(epoch FROM clock_timestamp() - (SELECT started FROM pace_clock))::numeric, '>=', 0.24,
+              'and lasts at least the 10/40 s its pace asks for');
+RESET userlife.purge_rate_limit;
+SELECT ok(userlife.verify_audit('aud', 'pace-1'), 'a paced purge leaves the same verifiable chain');
 
 SELECT * FROM finish();
 ROLLBACK;
