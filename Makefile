@@ -12,6 +12,7 @@ OBJS = \
 	src/lifecycle.o \
 	src/listing.o \
 	src/retention.o \
+	src/search.o \
 	src/signature.o
 
 DATA = $(wildcard $(EXTENSION)--*.sql)

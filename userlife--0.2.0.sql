@@ -1,4 +1,4 @@
-/* userlife--0.1.0.sql */
+/* userlife--0.2.0.sql */
 
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION userlife" to load this file. \quit
@@ -157,14 +157,23 @@ CREATE UNIQUE INDEX users_partner_email_key ON userlife.users
 CREATE INDEX users_partner_created_idx ON userlife.users (partner, created_at, user_id);
 CREATE INDEX users_partner_status_created_idx ON userlife.users (partner, status, created_at, user_id);
 CREATE INDEX users_tags_idx ON userlife.users USING gin (tags);
-CREATE INDEX users_search_idx ON userlife.users USING gin
-	(pg_catalog.lower(coalesce(display_name, '') OPERATOR(pg_catalog.||) E'\x1f'
-	 OPERATOR(pg_catalog.||) coalesce(email, '') OPERATOR(pg_catalog.||) E'\x1f'
-	 OPERATOR(pg_catalog.||) external_id) gin_trgm_ops);
 CREATE INDEX users_purge_after_idx ON userlife.users (purge_after)
 	WHERE status OPERATOR(pg_catalog.=) 'deleted';
 CREATE INDEX users_suspended_until_idx ON userlife.users (suspended_until)
 	WHERE suspended_until IS NOT NULL;
+
+-- What search matches, beside the users heap so that a status change (never
+-- a HOT update) does not write the trigram index: kept by the
+-- users_search_* triggers, rebuilt by them on restore, so not dumped.
+CREATE TABLE userlife.user_search (
+	user_id  uuid NOT NULL,
+	partner  text NOT NULL,
+	document text NOT NULL,
+	CONSTRAINT user_search_pkey PRIMARY KEY (user_id)
+);
+COMMENT ON TABLE userlife.user_search IS
+	'search document of each user: lower(display_name || E''\x1f'' || email || E''\x1f'' || external_id); kept by trigger, not dumped';
+CREATE INDEX user_search_document_idx ON userlife.user_search USING gin (document gin_trgm_ops);
 
 CREATE TABLE userlife.audit (
 	audit_id       bigint GENERATED ALWAYS AS IDENTITY,
@@ -268,6 +277,11 @@ CREATE FUNCTION userlife.users_audit_insert() RETURNS trigger
 COMMENT ON FUNCTION userlife.users_audit_insert() IS
 	'AFTER INSERT trigger on users: writes the registration audit row and event';
 
+CREATE FUNCTION userlife.users_search_sync() RETURNS trigger
+	LANGUAGE c AS 'MODULE_PATHNAME', 'userlife_users_search_sync';
+COMMENT ON FUNCTION userlife.users_search_sync() IS
+	'AFTER trigger on users: keeps userlife.user_search, the search documents, in step with the users';
+
 CREATE FUNCTION userlife.audit_guard() RETURNS trigger
 	LANGUAGE c AS 'MODULE_PATHNAME', 'userlife_audit_guard';
 COMMENT ON FUNCTION userlife.audit_guard() IS
@@ -285,6 +299,24 @@ CREATE TRIGGER zz_users_guard
 CREATE TRIGGER users_audit_insert
 	AFTER INSERT ON userlife.users
 	FOR EACH ROW EXECUTE FUNCTION userlife.users_audit_insert();
+-- enabled ALWAYS, so that a restore (replica mode) rebuilds the search
+-- documents and no write in any mode leaves one behind
+CREATE TRIGGER users_search_sync
+	AFTER INSERT OR DELETE ON userlife.users
+	FOR EACH ROW EXECUTE FUNCTION userlife.users_search_sync();
+CREATE TRIGGER users_search_sync_update
+	AFTER UPDATE ON userlife.users
+	FOR EACH ROW
+	WHEN (OLD.user_id IS DISTINCT FROM NEW.user_id OR OLD.partner IS DISTINCT FROM NEW.partner
+		  OR OLD.display_name IS DISTINCT FROM NEW.display_name OR OLD.email IS DISTINCT FROM NEW.email
+		  OR OLD.external_id IS DISTINCT FROM NEW.external_id)
+	EXECUTE FUNCTION userlife.users_search_sync();
+CREATE TRIGGER users_search_truncate
+	AFTER TRUNCATE ON userlife.users
+	FOR EACH STATEMENT EXECUTE FUNCTION userlife.users_search_sync();
+ALTER TABLE userlife.users ENABLE ALWAYS TRIGGER users_search_sync;
+ALTER TABLE userlife.users ENABLE ALWAYS TRIGGER users_search_sync_update;
+ALTER TABLE userlife.users ENABLE ALWAYS TRIGGER users_search_truncate;
 -- enabled ALWAYS: session_replication_role does not switch them off
 CREATE TRIGGER audit_append_only
 	BEFORE UPDATE OR DELETE OR TRUNCATE ON userlife.audit

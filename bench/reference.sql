@@ -10,6 +10,7 @@ CREATE SCHEMA bench_floor;
 CREATE TABLE bench_floor.users (LIKE userlife.users INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
 CREATE TABLE bench_floor.audit (LIKE userlife.audit INCLUDING ALL);
 CREATE TABLE bench_floor.events (LIKE userlife.events INCLUDING ALL);
+CREATE TABLE bench_floor.user_search (LIKE userlife.user_search INCLUDING ALL);
 
 -- the floor statements themselves are in bench/scripts/floor_*.sql, run
 -- prepared by pgbench like every other operation

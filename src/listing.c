@@ -7,7 +7,8 @@
  * The WHERE clause is assembled from the filters actually given, so that
  * each filter reaches the planner as a plain indexable condition (status:
  * users_partner_status_created_idx; search: the trigram index
- * users_search_idx; tag: users_tags_idx; created_after/before and keyset
+ * user_search_document_idx of the search documents (search.c), joined on
+ * user_id; tag: users_tags_idx; created_after/before and keyset
  * pagination: the (partner, created_at, user_id) indexes).  Statements are
  * planned per call with the values known (the plan depends on the search
  * text's selectivity); none of this is on a write path.
@@ -30,11 +31,10 @@ PG_FUNCTION_INFO_V1(userlife_list_users);
 PG_FUNCTION_INFO_V1(userlife_count_users);
 PG_FUNCTION_INFO_V1(userlife_users_page);
 
-/* must stay identical to the expression of index users_search_idx */
-#define SEARCH_EXPRESSION \
-	"pg_catalog.lower(coalesce(u.display_name, '') OPERATOR(pg_catalog.||) E'\\x1f'" \
-	" OPERATOR(pg_catalog.||) coalesce(u.email, '') OPERATOR(pg_catalog.||) E'\\x1f'" \
-	" OPERATOR(pg_catalog.||) u.external_id)"
+/* the users whose search document (search.c) matches the pattern $3 */
+#define SEARCH_CONDITION \
+	"u.user_id IN (SELECT s.user_id FROM userlife.user_search s" \
+	" WHERE s.partner = $1 AND s.document LIKE pg_catalog.lower($3))"
 
 #define MAX_PAGE_SIZE 1000
 
@@ -116,7 +116,7 @@ build_filter(FunctionCallInfo fcinfo, UserFilter *f, const char *partner,
 		{
 			f->values[P_SEARCH] = CStringGetTextDatum(like_pattern(search));
 			f->nulls[P_SEARCH] = ' ';
-			appendStringInfoString(&f->where, " AND " SEARCH_EXPRESSION " LIKE pg_catalog.lower($3)");
+			appendStringInfoString(&f->where, " AND " SEARCH_CONDITION);
 		}
 	}
 	if (after_arg >= 0 && !PG_ARGISNULL(after_arg))

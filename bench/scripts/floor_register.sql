@@ -4,6 +4,10 @@ WITH u AS (
 	INSERT INTO bench_floor.users (partner, external_id, display_name, email)
 	VALUES ('p' || :p, 'r' || :client_id || '-' || :r, 'Name ' || :r, 'r' || :client_id || '-' || :r || '@example.com')
 	RETURNING user_id, partner, external_id, display_name, email, status
+), s AS (
+	INSERT INTO bench_floor.user_search (user_id, partner, document)
+	SELECT u.user_id, u.partner, lower(coalesce(u.display_name, '') || E'\x1f' || coalesce(u.email, '') || E'\x1f' || u.external_id)
+	  FROM u
 ), a AS (
 	INSERT INTO bench_floor.audit (at, partner, user_id, external_id, action, db_role, changed_fields,
 	                               old_values, new_values, txid, row_hash)

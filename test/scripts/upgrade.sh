@@ -3,7 +3,9 @@
 # (pg_extension_update_paths) is installed with CREATE EXTENSION ... VERSION
 # and brought up with ALTER EXTENSION userlife UPDATE; the result must define
 # exactly what a fresh install does (test/upgrade/catalog.sql, compared with
-# diff).  Before the per-version checks, the comparison itself is checked:
+# diff), and users registered before the update are found by search after
+# it (0.2.0 moved the search documents into a table of their own, filled by
+# the update).  Before the per-version checks, the comparison itself is checked:
 # two fresh installs compare equal, and a changed object is noticed.
 # Prints TAP.
 set -uo pipefail
@@ -29,7 +31,7 @@ default=$($PSQL -d postgres -At -c "SELECT default_version FROM pg_available_ext
 fresh ul_upgrade_ref || { echo "1..1"; echo "not ok 1 - fresh install of $default"; exit 1; }
 sources=$($PSQL -d ul_upgrade_ref -At -c "SELECT source FROM pg_extension_update_paths('userlife')
                                           WHERE target = '$default' AND path IS NOT NULL ORDER BY source")
-echo "1..$((3 + 2 * $(grep -c . <<<"$sources")))"
+echo "1..$((3 + 3 * $(grep -c . <<<"$sources")))"
 echo "# default version $default; versions with an update path to it: ${sources:-none}"
 
 describe ul_upgrade_ref
@@ -46,8 +48,16 @@ tap $([ "$changed" -ge 4 ] && echo 0 || echo 1) "a renamed index and a changed c
 
 for v in $sources; do
 	db="ul_upgrade_from_$(tr -c 'a-z0-9\n' '_' <<<"$v")"
-	fresh "$db" "$v" && $PSQL -d "$db" -c "ALTER EXTENSION userlife UPDATE" >"$out/$db.err" 2>&1
-	tap $? "CREATE EXTENSION userlife VERSION '$v'; ALTER EXTENSION userlife UPDATE"
+	fresh "$db" "$v" &&
+		$PSQL -d "$db" -c "SELECT userlife.create_partner('up')" \
+			-c "SELECT userlife.register_user('up', 'before-' || i, 'Kept Name ' || i, 'kept' || i || '@example.com')
+			      FROM generate_series(1, 3) i" >"$out/$db.err" 2>&1 &&
+		$PSQL -d "$db" -c "ALTER EXTENSION userlife UPDATE" >>"$out/$db.err" 2>&1
+	tap $? "CREATE EXTENSION userlife VERSION '$v', three users registered; ALTER EXTENSION userlife UPDATE"
+	found=$($PSQL -d "$db" -At -c "SELECT string_agg(external_id, ',' ORDER BY external_id)
+	                                 FROM userlife.list_users('up', search => 'KEPT NAME')" 2>&1)
+	tap $([ "$found" = "before-1,before-2,before-3" ] && echo 0 || echo 1) \
+		"from $v: the users registered before the update are found by search after it ($found)"
 	describe "$db"
 	diff -u "$out/ul_upgrade_ref.catalog" "$out/$db.catalog" >"$out/$db.diff"
 	rc=$?

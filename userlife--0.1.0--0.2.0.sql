@@ -1,0 +1,47 @@
+/* userlife--0.1.0--0.2.0.sql */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION userlife UPDATE TO '0.2.0'" to load this file. \quit
+
+-- The trigram search index moves from users to a table of search
+-- documents of its own, so that a status change no longer writes it.
+CREATE TABLE userlife.user_search (
+	user_id  uuid NOT NULL,
+	partner  text NOT NULL,
+	document text NOT NULL,
+	CONSTRAINT user_search_pkey PRIMARY KEY (user_id)
+);
+COMMENT ON TABLE userlife.user_search IS
+	'search document of each user: lower(display_name || E''\x1f'' || email || E''\x1f'' || external_id); kept by trigger, not dumped';
+INSERT INTO userlife.user_search (user_id, partner, document)
+SELECT u.user_id, u.partner,
+       pg_catalog.lower(coalesce(u.display_name, '') OPERATOR(pg_catalog.||) E'\x1f'
+                        OPERATOR(pg_catalog.||) coalesce(u.email, '') OPERATOR(pg_catalog.||) E'\x1f'
+                        OPERATOR(pg_catalog.||) u.external_id)
+  FROM userlife.users u;
+CREATE INDEX user_search_document_idx ON userlife.user_search USING gin (document gin_trgm_ops);
+DROP INDEX userlife.users_search_idx;
+REVOKE ALL ON userlife.user_search FROM PUBLIC;
+
+CREATE FUNCTION userlife.users_search_sync() RETURNS trigger
+	LANGUAGE c AS 'MODULE_PATHNAME', 'userlife_users_search_sync';
+COMMENT ON FUNCTION userlife.users_search_sync() IS
+	'AFTER trigger on users: keeps userlife.user_search, the search documents, in step with the users';
+REVOKE ALL ON FUNCTION userlife.users_search_sync() FROM PUBLIC;
+
+CREATE TRIGGER users_search_sync
+	AFTER INSERT OR DELETE ON userlife.users
+	FOR EACH ROW EXECUTE FUNCTION userlife.users_search_sync();
+CREATE TRIGGER users_search_sync_update
+	AFTER UPDATE ON userlife.users
+	FOR EACH ROW
+	WHEN (OLD.user_id IS DISTINCT FROM NEW.user_id OR OLD.partner IS DISTINCT FROM NEW.partner
+		  OR OLD.display_name IS DISTINCT FROM NEW.display_name OR OLD.email IS DISTINCT FROM NEW.email
+		  OR OLD.external_id IS DISTINCT FROM NEW.external_id)
+	EXECUTE FUNCTION userlife.users_search_sync();
+CREATE TRIGGER users_search_truncate
+	AFTER TRUNCATE ON userlife.users
+	FOR EACH STATEMENT EXECUTE FUNCTION userlife.users_search_sync();
+ALTER TABLE userlife.users ENABLE ALWAYS TRIGGER users_search_sync;
+ALTER TABLE userlife.users ENABLE ALWAYS TRIGGER users_search_sync_update;
+ALTER TABLE userlife.users ENABLE ALWAYS TRIGGER users_search_truncate;
