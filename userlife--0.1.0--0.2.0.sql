@@ -26,22 +26,17 @@ REVOKE ALL ON userlife.user_search FROM PUBLIC;
 CREATE FUNCTION userlife.users_search_sync() RETURNS trigger
 	LANGUAGE c AS 'MODULE_PATHNAME', 'userlife_users_search_sync';
 COMMENT ON FUNCTION userlife.users_search_sync() IS
-	'AFTER trigger on users: keeps userlife.user_search, the search documents, in step with the users';
+	'trigger on users: keeps userlife.user_search, the search documents, in replica mode and on TRUNCATE';
 REVOKE ALL ON FUNCTION userlife.users_search_sync() FROM PUBLIC;
 
-CREATE TRIGGER users_search_sync
-	AFTER INSERT OR DELETE ON userlife.users
+-- the search documents: the users triggers keep them (audit.c); in
+-- replica mode (a restore), where those are off, users_search_replica does;
+-- TRUNCATE empties them in every mode
+CREATE TRIGGER users_search_replica
+	AFTER INSERT OR UPDATE OR DELETE ON userlife.users
 	FOR EACH ROW EXECUTE FUNCTION userlife.users_search_sync();
-CREATE TRIGGER users_search_sync_update
-	AFTER UPDATE ON userlife.users
-	FOR EACH ROW
-	WHEN (OLD.user_id IS DISTINCT FROM NEW.user_id OR OLD.partner IS DISTINCT FROM NEW.partner
-		  OR OLD.display_name IS DISTINCT FROM NEW.display_name OR OLD.email IS DISTINCT FROM NEW.email
-		  OR OLD.external_id IS DISTINCT FROM NEW.external_id)
-	EXECUTE FUNCTION userlife.users_search_sync();
 CREATE TRIGGER users_search_truncate
 	AFTER TRUNCATE ON userlife.users
 	FOR EACH STATEMENT EXECUTE FUNCTION userlife.users_search_sync();
-ALTER TABLE userlife.users ENABLE ALWAYS TRIGGER users_search_sync;
-ALTER TABLE userlife.users ENABLE ALWAYS TRIGGER users_search_sync_update;
+ALTER TABLE userlife.users ENABLE REPLICA TRIGGER users_search_replica;
 ALTER TABLE userlife.users ENABLE ALWAYS TRIGGER users_search_truncate;

@@ -163,8 +163,8 @@ CREATE INDEX users_suspended_until_idx ON userlife.users (suspended_until)
 	WHERE suspended_until IS NOT NULL;
 
 -- What search matches, beside the users heap so that a status change (never
--- a HOT update) does not write the trigram index: kept by the
--- users_search_* triggers, rebuilt by them on restore, so not dumped.
+-- a HOT update) does not write the trigram index: kept by the users
+-- triggers, rebuilt by users_search_replica on restore, so not dumped.
 CREATE TABLE userlife.user_search (
 	user_id  uuid NOT NULL,
 	partner  text NOT NULL,
@@ -280,7 +280,7 @@ COMMENT ON FUNCTION userlife.users_audit_insert() IS
 CREATE FUNCTION userlife.users_search_sync() RETURNS trigger
 	LANGUAGE c AS 'MODULE_PATHNAME', 'userlife_users_search_sync';
 COMMENT ON FUNCTION userlife.users_search_sync() IS
-	'AFTER trigger on users: keeps userlife.user_search, the search documents, in step with the users';
+	'trigger on users: keeps userlife.user_search, the search documents, in replica mode and on TRUNCATE';
 
 CREATE FUNCTION userlife.audit_guard() RETURNS trigger
 	LANGUAGE c AS 'MODULE_PATHNAME', 'userlife_audit_guard';
@@ -299,23 +299,16 @@ CREATE TRIGGER zz_users_guard
 CREATE TRIGGER users_audit_insert
 	AFTER INSERT ON userlife.users
 	FOR EACH ROW EXECUTE FUNCTION userlife.users_audit_insert();
--- enabled ALWAYS, so that a restore (replica mode) rebuilds the search
--- documents and no write in any mode leaves one behind
-CREATE TRIGGER users_search_sync
-	AFTER INSERT OR DELETE ON userlife.users
+-- the search documents: the users triggers above keep them (audit.c); in
+-- replica mode (a restore), where those are off, users_search_replica does;
+-- TRUNCATE empties them in every mode
+CREATE TRIGGER users_search_replica
+	AFTER INSERT OR UPDATE OR DELETE ON userlife.users
 	FOR EACH ROW EXECUTE FUNCTION userlife.users_search_sync();
-CREATE TRIGGER users_search_sync_update
-	AFTER UPDATE ON userlife.users
-	FOR EACH ROW
-	WHEN (OLD.user_id IS DISTINCT FROM NEW.user_id OR OLD.partner IS DISTINCT FROM NEW.partner
-		  OR OLD.display_name IS DISTINCT FROM NEW.display_name OR OLD.email IS DISTINCT FROM NEW.email
-		  OR OLD.external_id IS DISTINCT FROM NEW.external_id)
-	EXECUTE FUNCTION userlife.users_search_sync();
 CREATE TRIGGER users_search_truncate
 	AFTER TRUNCATE ON userlife.users
 	FOR EACH STATEMENT EXECUTE FUNCTION userlife.users_search_sync();
-ALTER TABLE userlife.users ENABLE ALWAYS TRIGGER users_search_sync;
-ALTER TABLE userlife.users ENABLE ALWAYS TRIGGER users_search_sync_update;
+ALTER TABLE userlife.users ENABLE REPLICA TRIGGER users_search_replica;
 ALTER TABLE userlife.users ENABLE ALWAYS TRIGGER users_search_truncate;
 -- enabled ALWAYS: session_replication_role does not switch them off
 CREATE TRIGGER audit_append_only

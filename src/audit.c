@@ -10,7 +10,10 @@
  * discarded by INSERT ... ON CONFLICT is never audited.  BEFORE UPDATE and
  * BEFORE DELETE do everything in one pass: by then the executor holds the
  * row lock, so the chain head read from the old row is the newest one and
- * the audit row goes in the same transaction as the change.
+ * the audit row goes in the same transaction as the change.  The same
+ * triggers keep the user's search document (search.c): written after the
+ * insert, rewritten by the guard when the final row changes a column it
+ * is built from, removed before the delete.
  *
  * Chain.  Each audit row stores prev_hash (the user's previous row_hash)
  * and row_hash = SHA-256 over prev_hash, the row's identifying columns and
@@ -1092,6 +1095,8 @@ guard_update(TriggerData *trigdata, TupleDesc desc)
 	values[n] = PointerGetDatum(hash_to_bytea(rec.row_hash));
 	nulls[n++] = false;
 	result = heap_modify_tuple_by_cols(newtup, desc, n, cols, values, nulls);
+	if (SearchDocumentChanged(desc, oldtup, result))
+		SearchWriteDocument(trigdata->tg_relation, result, true);
 	return result;
 }
 
@@ -1128,6 +1133,7 @@ guard_delete(TriggerData *trigdata, TupleDesc desc)
 		rec.has_prev = true;
 	compute_row_hash(&rec);
 	append_audit(&rec, user_id);
+	SearchDropDocument(trigdata->tg_relation, oldtup);
 	return oldtup;
 }
 
@@ -1181,6 +1187,7 @@ userlife_users_audit_insert(PG_FUNCTION_ARGS)
 		load_chain_head(&rec, user_id);
 	compute_row_hash(&rec);
 	append_audit(&rec, user_id);
+	SearchWriteDocument(trigdata->tg_relation, newtup, false);
 	return PointerGetDatum(NULL);
 }
 

@@ -31,7 +31,14 @@ PG_FUNCTION_INFO_V1(userlife_list_users);
 PG_FUNCTION_INFO_V1(userlife_count_users);
 PG_FUNCTION_INFO_V1(userlife_users_page);
 
-/* the users whose search document (search.c) matches the pattern $3 */
+/*
+ * the users whose search document (search.c) matches the pattern $3; in a
+ * database not yet updated to 0.2.0, the same expression over the columns
+ */
+#define SEARCH_CONDITION_BEFORE_0_2 \
+	"pg_catalog.lower(coalesce(u.display_name, '') OPERATOR(pg_catalog.||) E'\\x1f'" \
+	" OPERATOR(pg_catalog.||) coalesce(u.email, '') OPERATOR(pg_catalog.||) E'\\x1f'" \
+	" OPERATOR(pg_catalog.||) u.external_id) LIKE pg_catalog.lower($3)"
 #define SEARCH_CONDITION \
 	"u.user_id IN (SELECT s.user_id FROM userlife.user_search s" \
 	" WHERE s.partner = $1 AND s.document LIKE pg_catalog.lower($3))"
@@ -116,7 +123,8 @@ build_filter(FunctionCallInfo fcinfo, UserFilter *f, const char *partner,
 		{
 			f->values[P_SEARCH] = CStringGetTextDatum(like_pattern(search));
 			f->nulls[P_SEARCH] = ' ';
-			appendStringInfoString(&f->where, " AND " SEARCH_CONDITION);
+			appendStringInfoString(&f->where, SearchDocumentsInstalled() ?
+								   " AND " SEARCH_CONDITION : " AND " SEARCH_CONDITION_BEFORE_0_2);
 		}
 	}
 	if (after_arg >= 0 && !PG_ARGISNULL(after_arg))

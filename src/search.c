@@ -13,15 +13,22 @@
  * row's removal.
  *
  * The document is lower(display_name || E'\x1f' || email || E'\x1f' ||
- * external_id), as list_users matches it (listing.c).  The triggers are
- * enabled ALWAYS: a restore (which runs in replica mode) rebuilds the
- * table from the restored users, so it is not dumped, and a purge or
- * erasure run in replica mode still removes the personal data it holds.
- * The update trigger's WHEN clause compares the final row, BEFORE
- * triggers included, so a status change does not even queue an event.
+ * external_id), as list_users matches it (listing.c).  Normally the users
+ * triggers of audit.c keep it: the registration trigger writes it, the
+ * guard rewrites it when the final row (BEFORE triggers included) changes
+ * one of its columns, and removes it with the row, so a status change
+ * costs nothing here.  Those triggers are off in replica mode; there
+ * users_search_replica (enabled REPLICA) does the same, so a restore
+ * rebuilds the table from the restored users (it is not dumped) and a
+ * purge or erasure run in replica mode still removes the personal data it
+ * holds.  TRUNCATE empties it in every mode (users_search_truncate,
+ * enabled ALWAYS).
  *
  * The writes run as the owner of users, the only role with rights on
- * user_search, whoever changed the row.
+ * user_search, whoever changed the row.  A database still at version 0.1.0
+ * (library installed, ALTER EXTENSION UPDATE not yet run) has no
+ * user_search: its users are written without documents, and list_users
+ * matches their columns directly.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,6 +39,8 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/datum.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/uuid.h"
 
@@ -63,6 +72,31 @@ static const Oid search_column_types[SEARCH_NCOLUMNS] = {
 	" OPERATOR(pg_catalog.||) coalesce($4, '') OPERATOR(pg_catalog.||) E'\\x1f'" \
 	" OPERATOR(pg_catalog.||) $5)"
 
+/* OID of userlife.user_search, cached until a relcache invalidation */
+static Oid	search_relid = InvalidOid;
+
+static void
+forget_search_relid(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == search_relid)
+		search_relid = InvalidOid;
+}
+
+void
+SearchInit(void)
+{
+	CacheRegisterRelcacheCallback(forget_search_relid, (Datum) 0);
+}
+
+/* SearchDocumentsInstalled: whether userlife.user_search exists (0.2.0 on) */
+bool
+SearchDocumentsInstalled(void)
+{
+	if (!OidIsValid(search_relid))
+		search_relid = get_relname_relid("user_search", get_rel_namespace(UserlifeUsersRelid()));
+	return OidIsValid(search_relid);
+}
+
 /*
  * row_arguments
  *		The statement arguments $1..$5 (user_id, partner, display_name,
@@ -86,6 +120,22 @@ row_arguments(HeapTuple tuple, TupleDesc desc, Datum *values, char *nulls)
 		values[i] = SPI_getbinval(tuple, desc, attnum, &isnull);
 		nulls[i] = isnull ? 'n' : ' ';
 	}
+}
+
+/* search_enter / search_leave: SPI as the owner of users, around a write */
+static void
+search_enter(Relation users, Oid *saved_user, int *saved_sec)
+{
+	GetUserIdAndSecContext(saved_user, saved_sec);
+	SetUserIdAndSecContext(users->rd_rel->relowner, *saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	UserlifeSpiConnect();
+}
+
+static void
+search_leave(Oid saved_user, int saved_sec)
+{
+	UserlifeSpiFinish();
+	SetUserIdAndSecContext(saved_user, saved_sec);
 }
 
 static void
@@ -138,10 +188,67 @@ drop_all_documents(void)
 }
 
 /*
- * users_search_sync: AFTER trigger on userlife.users.  For each row on
- * INSERT (writes the document), UPDATE of what the document is built from
- * (rewrites it) and DELETE (removes it); for each statement on TRUNCATE
- * (empties the table).
+ * SearchDocumentChanged
+ *		Whether the update from oldtup to newtup changes the document or
+ *		the user it belongs to.
+ */
+bool
+SearchDocumentChanged(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup)
+{
+	Datum		old_values[SEARCH_NCOLUMNS];
+	char		old_nulls[SEARCH_NCOLUMNS];
+	Datum		new_values[SEARCH_NCOLUMNS];
+	char		new_nulls[SEARCH_NCOLUMNS];
+	int			i;
+
+	if (!SearchDocumentsInstalled())
+		return false;
+	row_arguments(oldtup, desc, old_values, old_nulls);
+	row_arguments(newtup, desc, new_values, new_nulls);
+	for (i = 0; i < SEARCH_NCOLUMNS; i++)
+	{
+		if (old_nulls[i] != new_nulls[i])
+			return true;
+		if (old_nulls[i] == ' ' &&
+			!datumIsEqual(old_values[i], new_values[i], false,
+						  i == SEARCH_USER_ID ? UUID_LEN : -1))
+			return true;
+	}
+	return false;
+}
+
+/* SearchWriteDocument: writes the document of a new or changed users row */
+void
+SearchWriteDocument(Relation users, HeapTuple tuple, bool replace)
+{
+	Oid			saved_user;
+	int			saved_sec;
+
+	if (!SearchDocumentsInstalled())
+		return;
+	search_enter(users, &saved_user, &saved_sec);
+	write_document(tuple, RelationGetDescr(users), replace);
+	search_leave(saved_user, saved_sec);
+}
+
+/* SearchDropDocument: removes the document of a deleted users row */
+void
+SearchDropDocument(Relation users, HeapTuple tuple)
+{
+	Oid			saved_user;
+	int			saved_sec;
+
+	if (!SearchDocumentsInstalled())
+		return;
+	search_enter(users, &saved_user, &saved_sec);
+	drop_document(tuple, RelationGetDescr(users));
+	search_leave(saved_user, saved_sec);
+}
+
+/*
+ * users_search_sync: the trigger function of users_search_replica (AFTER
+ * INSERT, UPDATE or DELETE, for each row, in replica mode) and of
+ * users_search_truncate (AFTER TRUNCATE, for each statement).
  */
 Datum
 userlife_users_search_sync(PG_FUNCTION_ARGS)
@@ -169,29 +276,33 @@ userlife_users_search_sync(PG_FUNCTION_ARGS)
 				 errmsg("userlife.users_search_sync must be fired for each row, or for TRUNCATE")));
 
 	desc = RelationGetDescr(trigdata->tg_relation);
-	GetUserIdAndSecContext(&saved_user, &saved_sec);
-	SetUserIdAndSecContext(trigdata->tg_relation->rd_rel->relowner,
-						   saved_sec | SECURITY_LOCAL_USERID_CHANGE);
-	UserlifeSpiConnect();
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) &&
+		!SearchDocumentChanged(desc, trigdata->tg_trigtuple, trigdata->tg_newtuple))
+		return PointerGetDatum(NULL);
+
+	search_enter(trigdata->tg_relation, &saved_user, &saved_sec);
 	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
 		drop_all_documents();
 	else if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		write_document(trigdata->tg_trigtuple, desc, false);
+		write_document(trigdata->tg_trigtuple, desc, true);
 	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{
-		bool		old_null;
-		bool		new_null;
-		Datum		old_id = heap_getattr(trigdata->tg_trigtuple, SPI_fnumber(desc, "user_id"), desc, &old_null);
-		Datum		new_id = heap_getattr(trigdata->tg_newtuple, SPI_fnumber(desc, "user_id"), desc, &new_null);
+		Datum		old_values[SEARCH_NCOLUMNS];
+		char		old_nulls[SEARCH_NCOLUMNS];
+		Datum		new_values[SEARCH_NCOLUMNS];
+		char		new_nulls[SEARCH_NCOLUMNS];
 
 		/* a user_id changed by hand takes its document along */
-		if (!old_null && (new_null || !datumIsEqual(old_id, new_id, false, UUID_LEN)))
+		row_arguments(trigdata->tg_trigtuple, desc, old_values, old_nulls);
+		row_arguments(trigdata->tg_newtuple, desc, new_values, new_nulls);
+		if (old_nulls[SEARCH_USER_ID] != 'n' &&
+			(new_nulls[SEARCH_USER_ID] == 'n' ||
+			 !datumIsEqual(old_values[SEARCH_USER_ID], new_values[SEARCH_USER_ID], false, UUID_LEN)))
 			drop_document(trigdata->tg_trigtuple, desc);
 		write_document(trigdata->tg_newtuple, desc, true);
 	}
 	else
 		drop_document(trigdata->tg_trigtuple, desc);
-	UserlifeSpiFinish();
-	SetUserIdAndSecContext(saved_user, saved_sec);
+	search_leave(saved_user, saved_sec);
 	return PointerGetDatum(NULL);
 }

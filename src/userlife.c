@@ -119,6 +119,7 @@ _PG_init(void)
 	AuditInit();
 	AppendInit();
 	LifecycleInit();
+	SearchInit();
 }
 
 /*

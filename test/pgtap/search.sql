@@ -1,7 +1,8 @@
 -- The search documents in userlife.user_search follow the users through
--- every path: the functions, a superuser's direct writes, replica mode, a
--- DBA's BEFORE trigger, purge, erasure and TRUNCATE; a status change does
--- not write them; no role but the owner reads them.
+-- every path: the functions, a superuser's direct writes, replica mode
+-- (users_search_replica), a DBA's BEFORE trigger (the guard sees the final
+-- row), purge, erasure and TRUNCATE; a status change does not write them;
+-- no role but the owner reads them.
 BEGIN;
 SELECT plan(27);
 

@@ -3,9 +3,9 @@
 # (pg_extension_update_paths) is installed with CREATE EXTENSION ... VERSION
 # and brought up with ALTER EXTENSION userlife UPDATE; the result must define
 # exactly what a fresh install does (test/upgrade/catalog.sql, compared with
-# diff), and users registered before the update are found by search after
-# it (0.2.0 moved the search documents into a table of their own, filled by
-# the update).  Before the per-version checks, the comparison itself is checked:
+# diff), and users registered before the update are found by search before
+# and after it (0.2.0 moved the search documents into a table of their own,
+# filled by the update; until then this library searches the columns).  Before the per-version checks, the comparison itself is checked:
 # two fresh installs compare equal, and a changed object is noticed.
 # Prints TAP.
 set -uo pipefail
@@ -31,7 +31,7 @@ default=$($PSQL -d postgres -At -c "SELECT default_version FROM pg_available_ext
 fresh ul_upgrade_ref || { echo "1..1"; echo "not ok 1 - fresh install of $default"; exit 1; }
 sources=$($PSQL -d ul_upgrade_ref -At -c "SELECT source FROM pg_extension_update_paths('userlife')
                                           WHERE target = '$default' AND path IS NOT NULL ORDER BY source")
-echo "1..$((3 + 3 * $(grep -c . <<<"$sources")))"
+echo "1..$((3 + 5 * $(grep -c . <<<"$sources")))"
 echo "# default version $default; versions with an update path to it: ${sources:-none}"
 
 describe ul_upgrade_ref
@@ -52,8 +52,14 @@ for v in $sources; do
 		$PSQL -d "$db" -c "SELECT userlife.create_partner('up')" \
 			-c "SELECT userlife.register_user('up', 'before-' || i, 'Kept Name ' || i, 'kept' || i || '@example.com')
 			      FROM generate_series(1, 3) i" >"$out/$db.err" 2>&1 &&
-		$PSQL -d "$db" -c "ALTER EXTENSION userlife UPDATE" >>"$out/$db.err" 2>&1
-	tap $? "CREATE EXTENSION userlife VERSION '$v', three users registered; ALTER EXTENSION userlife UPDATE"
+		$PSQL -d "$db" -c "SELECT userlife.set_status('up', 'before-1', 'suspended', 'check')" >>"$out/$db.err" 2>&1
+	tap $? "CREATE EXTENSION userlife VERSION '$v': three users registered and one changed by this library"
+	found=$($PSQL -d "$db" -At -c "SELECT string_agg(external_id, ',' ORDER BY external_id)
+	                                 FROM userlife.list_users('up', search => 'KEPT NAME')" 2>&1)
+	tap $([ "$found" = "before-1,before-2,before-3" ] && echo 0 || echo 1) \
+		"at $v, before the update, search finds them ($found)"
+	$PSQL -d "$db" -c "ALTER EXTENSION userlife UPDATE" >>"$out/$db.err" 2>&1
+	tap $? "ALTER EXTENSION userlife UPDATE from $v"
 	found=$($PSQL -d "$db" -At -c "SELECT string_agg(external_id, ',' ORDER BY external_id)
 	                                 FROM userlife.list_users('up', search => 'KEPT NAME')" 2>&1)
 	tap $([ "$found" = "before-1,before-2,before-3" ] && echo 0 || echo 1) \
