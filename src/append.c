@@ -5,7 +5,8 @@
  *		indexes of userlife.audit and userlife.events, without planning or
  *		starting an executor for an INSERT statement.
  *
- * The users triggers append two rows for every change; doing that through
+ * The users triggers append two rows for every change (and a registration
+ * a third, its search document in user_search); doing that through
  * SPI costs an executor start-up, a snapshot and a command counter bump per
  * change, which is most of the difference to a single SQL statement doing
  * the same writes.  Here the rows are formed from the values the trigger
@@ -78,11 +79,16 @@ static const ColumnShape events_shape[EVENTS_NATTS] = {
 /* the CHECK constraints of the install script; their conditions hold by construction */
 static const char *const known_checks[] = {"audit_action_known", "events_type_known"};
 
+static const ColumnShape search_shape[3] = {
+	{"user_id", UUIDOID}, {"partner", TEXTOID}, {"document", TEXTOID}
+};
+
 typedef struct AppendTarget
 {
 	const char *relname;
 	const ColumnShape *shape;
 	int			natts;
+	bool		has_identity;	/* the first column is an identity */
 	Oid			relid;			/* InvalidOid until looked up */
 	Oid			identity_seq;
 	bool		checked;		/* direct_ok is up to date */
@@ -98,8 +104,9 @@ static Oid	tombstone_index = InvalidOid;
 static Oid	tombstone_relid = InvalidOid;
 static bool tombstone_index_checked = false;
 
-static AppendTarget audit_target = {"audit", audit_shape, AUDIT_NATTS, InvalidOid, InvalidOid, false, false};
-static AppendTarget events_target = {"events", events_shape, EVENTS_NATTS, InvalidOid, InvalidOid, false, false};
+static AppendTarget audit_target = {"audit", audit_shape, AUDIT_NATTS, true, InvalidOid, InvalidOid, false, false};
+static AppendTarget events_target = {"events", events_shape, EVENTS_NATTS, true, InvalidOid, InvalidOid, false, false};
+static AppendTarget search_target = {"user_search", search_shape, 3, false, InvalidOid, InvalidOid, false, false};
 
 static void
 forget_target(AppendTarget *t, Oid relid)
@@ -117,6 +124,7 @@ reset_targets(Datum arg, Oid relid)
 {
 	forget_target(&audit_target, relid);
 	forget_target(&events_target, relid);
+	forget_target(&search_target, relid);
 	if (relid == InvalidOid || relid == head_index || relid == audit_target.relid)
 	{
 		head_index_checked = false;
@@ -172,8 +180,8 @@ shape_allows_direct(Relation rel, const AppendTarget *t)
 			att->atttypid != t->shape[i].type ||
 			strcmp(NameStr(att->attname), t->shape[i].name) != 0)
 			return false;
-		/* only the first column is an identity, and it is */
-		if ((i == 0) != (att->attidentity != '\0'))
+		/* only the first column is an identity, and it is, where one is */
+		if ((i == 0 && t->has_identity) != (att->attidentity != '\0'))
 			return false;
 	}
 	if (desc->constr != NULL)
@@ -198,7 +206,7 @@ open_target(AppendTarget *t, Relation *rel)
 	if (!t->checked)
 	{
 		t->direct_ok = shape_allows_direct(*rel, t);
-		if (t->direct_ok)
+		if (t->direct_ok && t->has_identity)
 			t->identity_seq = getIdentitySequence(t->relid, 1, false);
 		t->checked = true;
 	}
@@ -290,6 +298,32 @@ AppendAuditAndEvent(Datum *audit_values, bool *audit_nulls,
 
 	table_close(events_rel, NoLock);
 	table_close(audit_rel, NoLock);
+	return true;
+}
+
+/*
+ * AppendSearchDocument
+ *		Inserts a user's search document into userlife.user_search.  Returns
+ *		false, having written nothing, when the table no longer allows
+ *		writing it directly.
+ */
+bool
+AppendSearchDocument(Datum user_id, Datum partner, Datum document)
+{
+	Relation	rel;
+	EState	   *estate;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	if (!open_target(&search_target, &rel))
+		return false;
+	values[0] = user_id;
+	values[1] = partner;
+	values[2] = document;
+	estate = CreateExecutorState();
+	insert_row(estate, rel, values, nulls);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
 	return true;
 }
 

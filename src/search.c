@@ -34,10 +34,13 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -217,7 +220,32 @@ SearchDocumentChanged(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup)
 	return false;
 }
 
-/* SearchWriteDocument: writes the document of a new or changed users row */
+/* document_of: the document built from row arguments, as DOCUMENT_EXPRESSION does */
+static Datum
+document_of(const Datum *values, const char *nulls)
+{
+	StringInfoData buf;
+	text	   *t;
+
+	initStringInfo(&buf);
+	if (nulls[SEARCH_DISPLAY_NAME] == ' ')
+		appendStringInfoString(&buf, TextDatumGetCString(values[SEARCH_DISPLAY_NAME]));
+	appendStringInfoChar(&buf, '\x1f');
+	if (nulls[SEARCH_EMAIL] == ' ')
+		appendStringInfoString(&buf, TextDatumGetCString(values[SEARCH_EMAIL]));
+	appendStringInfoChar(&buf, '\x1f');
+	appendStringInfoString(&buf, TextDatumGetCString(values[SEARCH_EXTERNAL_ID]));
+	t = cstring_to_text_with_len(buf.data, buf.len);
+	pfree(buf.data);
+	return DirectFunctionCall1Coll(lower, DEFAULT_COLLATION_OID, PointerGetDatum(t));
+}
+
+/*
+ * SearchWriteDocument
+ *		Writes the document of a new (replace false) or changed users row.
+ *		A new one goes straight into the table (append.c) while it is as
+ *		installed, else through the INSERT statement.
+ */
 void
 SearchWriteDocument(Relation users, HeapTuple tuple, bool replace)
 {
@@ -226,6 +254,17 @@ SearchWriteDocument(Relation users, HeapTuple tuple, bool replace)
 
 	if (!SearchDocumentsInstalled())
 		return;
+	if (!replace)
+	{
+		Datum		values[SEARCH_NCOLUMNS];
+		char		nulls[SEARCH_NCOLUMNS];
+
+		row_arguments(tuple, RelationGetDescr(users), values, nulls);
+		if (nulls[SEARCH_USER_ID] == 'n' || nulls[SEARCH_PARTNER] == 'n' || nulls[SEARCH_EXTERNAL_ID] == 'n')
+			return;
+		if (AppendSearchDocument(values[SEARCH_USER_ID], values[SEARCH_PARTNER], document_of(values, nulls)))
+			return;
+	}
 	search_enter(users, &saved_user, &saved_sec);
 	write_document(tuple, RelationGetDescr(users), replace);
 	search_leave(saved_user, saved_sec);

@@ -153,6 +153,7 @@ extern void AuditRedactUser(Datum user_id);
 #define EVENTS_ATT_EVENT_ID			0
 #define EVENTS_ATT_AUDIT_ID			4
 extern void AppendInit(void);
+extern bool AppendSearchDocument(Datum user_id, Datum partner, Datum document);
 extern bool AppendAuditAndEvent(Datum *audit_values, bool *audit_nulls,
 								Datum *event_values, bool *event_nulls);
 extern bool AppendReadChainHead(Datum user_id, bytea **row_hash, bool *found);

@@ -4,7 +4,7 @@
 -- row), purge, erasure and TRUNCATE; a status change does not write them;
 -- no role but the owner reads them.
 BEGIN;
-SELECT plan(27);
+SELECT plan(34);
 
 CREATE FUNCTION pg_temp.doc(p text, e text) RETURNS text LANGUAGE sql AS $$
 	SELECT s.document FROM userlife.user_search s JOIN userlife.users u USING (user_id)
@@ -86,6 +86,27 @@ SELECT lives_ok($$SELECT userlife.erase_user('srch', 'S-1', 'right to erasure')$
 SELECT is((SELECT count(*) FROM userlife.user_search WHERE document LIKE '%lovelace%' OR document LIKE '%augusta%'),
           0::bigint, 'the erased user''s too');
 SELECT ok(pg_temp.in_step(), 'documents and users are in step after all of it');
+
+-- a new document goes straight into the table while it is as installed;
+-- with a DBA's trigger on it, through an INSERT statement that runs it
+CREATE TEMP TABLE document_inserts (user_id uuid);
+CREATE FUNCTION pg_temp.note_document() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO pg_temp.document_inserts VALUES (NEW.user_id);
+	RETURN NEW;
+END $$;
+CREATE TRIGGER ul_note_document BEFORE INSERT ON userlife.user_search
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.note_document();
+SELECT lives_ok($$SELECT userlife.register_user('srch', 'S-4', 'Emmy Noether', 'emmy@example.org')$$,
+                'register with a DBA trigger on user_search');
+SELECT is((SELECT count(*) FROM document_inserts d JOIN userlife.users u USING (user_id) WHERE u.external_id = 'S-4'),
+          1::bigint, 'the DBA trigger ran for its document');
+DROP TRIGGER ul_note_document ON userlife.user_search;
+SELECT lives_ok($$SELECT userlife.register_user('srch', 'S-5', 'Sophie Germain')$$, 'register after it is dropped');
+SELECT is((SELECT count(*) FROM document_inserts), 1::bigint, 'the dropped trigger no longer runs');
+SELECT is(pg_temp.found('srch', 'noether'), 'S-4', 'both documents are found');
+SELECT is(pg_temp.found('srch', 'germain'), 'S-5', 'the one written directly too');
+SELECT ok(pg_temp.in_step(), 'and both equal the SQL expression of the document');
 
 -- only the owner reads them
 SET LOCAL ROLE userlife_reader;

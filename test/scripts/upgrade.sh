@@ -46,6 +46,15 @@ describe ul_upgrade_again
 changed=$(diff "$out/ul_upgrade_ref.catalog" "$out/ul_upgrade_again.catalog" | grep -c '^[<>]')
 tap $([ "$changed" -ge 4 ] && echo 0 || echo 1) "a renamed index and a changed comment are noticed ($changed lines differ)"
 
+# search_finds_kept DB LABEL: list_users finds the three users registered
+# before the update by a part of their names
+search_finds_kept() {
+	local found
+	found=$($PSQL -d "$1" -At -c "SELECT string_agg(external_id, ',' ORDER BY external_id)
+	                               FROM userlife.list_users('up', search => 'KEPT NAME')" 2>&1)
+	tap $([ "$found" = "before-1,before-2,before-3" ] && echo 0 || echo 1) "$2 ($found)"
+}
+
 for v in $sources; do
 	db="ul_upgrade_from_$(tr -c 'a-z0-9\n' '_' <<<"$v")"
 	fresh "$db" "$v" &&
@@ -54,16 +63,10 @@ for v in $sources; do
 			      FROM generate_series(1, 3) i" >"$out/$db.err" 2>&1 &&
 		$PSQL -d "$db" -c "SELECT userlife.set_status('up', 'before-1', 'suspended', 'check')" >>"$out/$db.err" 2>&1
 	tap $? "CREATE EXTENSION userlife VERSION '$v': three users registered and one changed by this library"
-	found=$($PSQL -d "$db" -At -c "SELECT string_agg(external_id, ',' ORDER BY external_id)
-	                                 FROM userlife.list_users('up', search => 'KEPT NAME')" 2>&1)
-	tap $([ "$found" = "before-1,before-2,before-3" ] && echo 0 || echo 1) \
-		"at $v, before the update, search finds them ($found)"
+	search_finds_kept "$db" "at $v, before the update, search finds them"
 	$PSQL -d "$db" -c "ALTER EXTENSION userlife UPDATE" >>"$out/$db.err" 2>&1
 	tap $? "ALTER EXTENSION userlife UPDATE from $v"
-	found=$($PSQL -d "$db" -At -c "SELECT string_agg(external_id, ',' ORDER BY external_id)
-	                                 FROM userlife.list_users('up', search => 'KEPT NAME')" 2>&1)
-	tap $([ "$found" = "before-1,before-2,before-3" ] && echo 0 || echo 1) \
-		"from $v: the users registered before the update are found by search after it ($found)"
+	search_finds_kept "$db" "from $v: the users registered before the update are found by search after it"
 	describe "$db"
 	diff -u "$out/ul_upgrade_ref.catalog" "$out/$db.catalog" >"$out/$db.diff"
 	rc=$?
