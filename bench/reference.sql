@@ -15,6 +15,16 @@ CREATE TABLE bench_floor.user_search (LIKE userlife.user_search INCLUDING ALL);
 -- the floor statements themselves are in bench/scripts/floor_*.sql, run
 -- prepared by pgbench like every other operation
 
+-- the floor's tables again, with the one check a registration cannot skip
+-- in any design: the foreign key of users.partner (SPEC §2), whose check
+-- locks the partner's row FOR KEY SHARE
+CREATE SCHEMA bench_floor_fk;
+CREATE TABLE bench_floor_fk.users (LIKE bench_floor.users INCLUDING ALL);
+ALTER TABLE bench_floor_fk.users ADD FOREIGN KEY (partner) REFERENCES userlife.partners (partner);
+CREATE TABLE bench_floor_fk.user_search (LIKE bench_floor.user_search INCLUDING ALL);
+CREATE TABLE bench_floor_fk.audit (LIKE bench_floor.audit INCLUDING ALL);
+CREATE TABLE bench_floor_fk.events (LIKE bench_floor.events INCLUDING ALL);
+
 ------------------------------------------------------------------------
 -- The PL/pgSQL reference
 ------------------------------------------------------------------------
