@@ -191,12 +191,12 @@ drop_all_documents(void)
 }
 
 /*
- * SearchDocumentChanged
+ * search_document_changed_by
  *		Whether the update from oldtup to newtup changes the document or
  *		the user it belongs to.
  */
-bool
-SearchDocumentChanged(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup)
+static bool
+search_document_changed_by(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup)
 {
 	Datum		old_values[SEARCH_NCOLUMNS];
 	char		old_nulls[SEARCH_NCOLUMNS];
@@ -316,7 +316,7 @@ userlife_users_search_sync(PG_FUNCTION_ARGS)
 
 	desc = RelationGetDescr(trigdata->tg_relation);
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) &&
-		!SearchDocumentChanged(desc, trigdata->tg_trigtuple, trigdata->tg_newtuple))
+		!search_document_changed_by(desc, trigdata->tg_trigtuple, trigdata->tg_newtuple))
 		return PointerGetDatum(NULL);
 
 	search_enter(trigdata->tg_relation, &saved_user, &saved_sec);
