@@ -1002,26 +1002,6 @@ guard_insert(TriggerData *trigdata, TupleDesc desc)
 	return heap_modify_tuple_by_cols(newtup, desc, n, cols, values, nulls);
 }
 
-/* search_document_changed: whether a column the search document is built from changed */
-static bool
-search_document_changed(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup)
-{
-	static const TrackedColumn built_from[] = {COL_DISPLAY_NAME, COL_EMAIL, COL_EXTERNAL_ID, COL_PARTNER, COL_USER_ID};
-	int			i;
-
-	for (i = 0; i < (int) lengthof(built_from); i++)
-	{
-		bool		onull;
-		bool		nnull;
-		Datum		o = col(oldtup, desc, built_from[i], &onull);
-		Datum		n = col(newtup, desc, built_from[i], &nnull);
-
-		if (!values_equal(desc, attnums[built_from[i]], o, onull, n, nnull))
-			return true;
-	}
-	return false;
-}
-
 static HeapTuple
 guard_update(TriggerData *trigdata, TupleDesc desc)
 {
@@ -1115,7 +1095,7 @@ guard_update(TriggerData *trigdata, TupleDesc desc)
 	values[n] = PointerGetDatum(hash_to_bytea(rec.row_hash));
 	nulls[n++] = false;
 	result = heap_modify_tuple_by_cols(newtup, desc, n, cols, values, nulls);
-	if (search_document_changed(desc, oldtup, result))
+	if (SearchDocumentChanged(desc, oldtup, result))
 		SearchWriteDocument(trigdata->tg_relation, result, true);
 	return result;
 }

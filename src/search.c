@@ -34,6 +34,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -78,17 +79,23 @@ static const Oid search_column_types[SEARCH_NCOLUMNS] = {
 /* OID of userlife.user_search, cached until a relcache invalidation */
 static Oid	search_relid = InvalidOid;
 
+/* attribute numbers in users of the columns above, for users_attnums_relid */
+static AttrNumber users_attnums[SEARCH_NCOLUMNS];
+static Oid	users_attnums_relid = InvalidOid;
+
 static void
-forget_search_relid(Datum arg, Oid relid)
+forget_search_relations(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == search_relid)
 		search_relid = InvalidOid;
+	if (relid == InvalidOid || relid == users_attnums_relid)
+		users_attnums_relid = InvalidOid;
 }
 
 void
 SearchInit(void)
 {
-	CacheRegisterRelcacheCallback(forget_search_relid, (Datum) 0);
+	CacheRegisterRelcacheCallback(forget_search_relations, (Datum) 0);
 }
 
 /* SearchDocumentsInstalled: whether userlife.user_search exists (0.2.0 on) */
@@ -108,19 +115,29 @@ SearchDocumentsInstalled(void)
 static void
 row_arguments(HeapTuple tuple, TupleDesc desc, Datum *values, char *nulls)
 {
+	Oid			users = UserlifeUsersRelid();
 	int			i;
 
+	if (users_attnums_relid != users)
+	{
+		for (i = 0; i < SEARCH_NCOLUMNS; i++)
+		{
+			int			attnum = SPI_fnumber(desc, search_column_names[i]);
+
+			if (attnum <= 0 || SPI_gettypeid(desc, attnum) != search_column_types[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("userlife.users has no column \"%s\" of the installed type",
+								search_column_names[i])));
+			users_attnums[i] = attnum;
+		}
+		users_attnums_relid = users;
+	}
 	for (i = 0; i < SEARCH_NCOLUMNS; i++)
 	{
-		int			attnum = SPI_fnumber(desc, search_column_names[i]);
 		bool		isnull;
 
-		if (attnum <= 0 || SPI_gettypeid(desc, attnum) != search_column_types[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("userlife.users has no column \"%s\" of the installed type",
-							search_column_names[i])));
-		values[i] = SPI_getbinval(tuple, desc, attnum, &isnull);
+		values[i] = heap_getattr(tuple, users_attnums[i], desc, &isnull);
 		nulls[i] = isnull ? 'n' : ' ';
 	}
 }
@@ -191,12 +208,12 @@ drop_all_documents(void)
 }
 
 /*
- * search_document_changed_by
+ * SearchDocumentChanged
  *		Whether the update from oldtup to newtup changes the document or
  *		the user it belongs to.
  */
-static bool
-search_document_changed_by(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup)
+bool
+SearchDocumentChanged(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup)
 {
 	Datum		old_values[SEARCH_NCOLUMNS];
 	char		old_nulls[SEARCH_NCOLUMNS];
@@ -316,7 +333,7 @@ userlife_users_search_sync(PG_FUNCTION_ARGS)
 
 	desc = RelationGetDescr(trigdata->tg_relation);
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) &&
-		!search_document_changed_by(desc, trigdata->tg_trigtuple, trigdata->tg_newtuple))
+		!SearchDocumentChanged(desc, trigdata->tg_trigtuple, trigdata->tg_newtuple))
 		return PointerGetDatum(NULL);
 
 	search_enter(trigdata->tg_relation, &saved_user, &saved_sec);

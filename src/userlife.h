@@ -107,6 +107,7 @@ extern void UserlifeSpiFinish(void);
 /* search.c: the search documents in userlife.user_search */
 extern void SearchInit(void);
 extern bool SearchDocumentsInstalled(void);
+extern bool SearchDocumentChanged(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup);
 extern void SearchWriteDocument(Relation users, HeapTuple tuple, bool replace);
 extern void SearchDropDocument(Relation users, HeapTuple tuple);
 

@@ -4,7 +4,7 @@
 -- row), purge, erasure and TRUNCATE; a status change does not write them;
 -- no role but the owner reads them.
 BEGIN;
-SELECT plan(34);
+SELECT plan(36);
 
 CREATE FUNCTION pg_temp.doc(p text, e text) RETURNS text LANGUAGE sql AS $$
 	SELECT s.document FROM userlife.user_search s JOIN userlife.users u USING (user_id)
@@ -112,6 +112,18 @@ SELECT ok(pg_temp.in_step(), 'and both equal the SQL expression of the document'
 SET LOCAL ROLE userlife_reader;
 SELECT throws_ok($$SELECT count(*) FROM userlife.user_search$$, '42501', NULL, 'a reader cannot read the documents');
 RESET ROLE;
+
+-- the trigger function refuses to run anywhere else
+CREATE TEMP TABLE not_users (x int);
+CREATE TRIGGER ul_misplaced AFTER INSERT ON not_users
+	FOR EACH ROW EXECUTE FUNCTION userlife.users_search_sync();
+SELECT throws_ok($$INSERT INTO not_users VALUES (1)$$, '39P01', 'userlife.users_search_sync must be fired on userlife.users',
+                 'users_search_sync on another table: 39P01');
+CREATE TRIGGER ul_too_early BEFORE UPDATE ON userlife.users
+	FOR EACH ROW EXECUTE FUNCTION userlife.users_search_sync();
+SELECT throws_ok($$UPDATE userlife.users SET display_name = 'x' WHERE external_id = 'S-5'$$, '39P01',
+                 'userlife.users_search_sync must be fired after the change', 'users_search_sync as a BEFORE trigger: 39P01');
+DROP TRIGGER ul_too_early ON userlife.users;
 
 -- TRUNCATE empties them with the users
 TRUNCATE userlife.users CASCADE;
