@@ -26,7 +26,10 @@ userlife_install_packages() {
 # userlife_build: compile with -Werror and install into the server's tree
 userlife_build() {
 	echo "== building userlife"
-	make -s -C "$USERLIFE_ROOT" PG_CONFIG="$PG_BIN/pg_config" >/dev/null
+	make -s -C "$USERLIFE_ROOT" PG_CONFIG="$PG_BIN/pg_config" >/dev/null || return 1
+	# scripts of an earlier install that this tree no longer has would open
+	# other update paths than the ones the tree ships
+	rm -f "$("$PG_BIN/pg_config" --sharedir)"/extension/userlife--*.sql
 	make -s -C "$USERLIFE_ROOT" PG_CONFIG="$PG_BIN/pg_config" install >/dev/null
 }
 
