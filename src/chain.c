@@ -147,30 +147,43 @@ ChainIsPersonal(const char *field, int len)
  * Digests
  *------------------------------------------------------------------------
  */
-static void
-sha256_bytes(const void *data, size_t len, uint8 *out)
+/*
+ * The digests of one row share one SHA-256 and one HMAC context: creating
+ * a context costs more than hashing a few hundred bytes.  A context left
+ * behind by an error is released with the resource owner.
+ */
+typedef struct DigestContexts
 {
-	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	pg_cryptohash_ctx *sha;
+	pg_hmac_ctx *hmac;
+} DigestContexts;
+
+static void
+sha256_bytes(DigestContexts *dc, const void *data, size_t len, uint8 *out)
+{
+	pg_cryptohash_ctx *ctx = dc ? dc->sha : pg_cryptohash_create(PG_SHA256);
 
 	if (pg_cryptohash_init(ctx) < 0 ||
 		pg_cryptohash_update(ctx, data, len) < 0 ||
 		pg_cryptohash_final(ctx, out, CHAIN_HASH_LEN) < 0)
 		elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(ctx));
-	pg_cryptohash_free(ctx);
+	if (dc == NULL)
+		pg_cryptohash_free(ctx);
 }
 
 /* keyed_digest: HMAC-SHA256(key, field || NUL || text), so equal values of two fields differ */
 static void
-keyed_digest(const uint8 *key, const char *field, const char *text, uint8 *out)
+keyed_digest(DigestContexts *dc, const uint8 *key, const char *field, const char *text, uint8 *out)
 {
-	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
+	pg_hmac_ctx *ctx = dc ? dc->hmac : pg_hmac_create(PG_SHA256);
 
 	if (pg_hmac_init(ctx, key, CHAIN_KEY_LEN) < 0 ||
 		pg_hmac_update(ctx, (const uint8 *) field, strlen(field) + 1) < 0 ||
 		pg_hmac_update(ctx, (const uint8 *) text, strlen(text)) < 0 ||
 		pg_hmac_final(ctx, out, CHAIN_HASH_LEN) < 0)
 		elog(ERROR, "could not compute HMAC-SHA256: %s", pg_hmac_error(ctx));
-	pg_hmac_free(ctx);
+	if (dc == NULL)
+		pg_hmac_free(ctx);
 }
 
 /* value_text: the JSON text of one value, which is what its digest covers */
@@ -210,13 +223,14 @@ is_hex_digest(const JsonbValue *v)
  *		JSON null as its text: neither holds personal data.
  */
 static bool
-value_digest(const AuditRecord *rec, Jsonb *values, const char *field, uint8 *out)
+value_digest(DigestContexts *dc, const AuditRecord *rec, Jsonb *values, const char *field,
+			 uint8 *out)
 {
 	JsonbValue *v = getKeyJsonValueFromContainer(&values->root, field, strlen(field), NULL);
 
 	if (v == NULL)
 	{
-		sha256_bytes("", 0, out);
+		sha256_bytes(dc, "", 0, out);
 		return true;
 	}
 	if (v->type != jbvNull && ChainIsPersonal(field, strlen(field)))
@@ -232,14 +246,16 @@ value_digest(const AuditRecord *rec, Jsonb *values, const char *field, uint8 *ou
 		{
 			if (rec->key == NULL)
 				return false;
-			keyed_digest(rec->key, field, value_text(v), out);
+			if (dc->hmac == NULL)
+				dc->hmac = pg_hmac_create(PG_SHA256);
+			keyed_digest(dc, rec->key, field, value_text(v), out);
 			return true;
 		}
 	}
 	{
 		char	   *text = value_text(v);
 
-		sha256_bytes(text, strlen(text), out);
+		sha256_bytes(dc, text, strlen(text), out);
 	}
 	return true;
 }
@@ -278,7 +294,9 @@ bool
 ChainComputeRowHash(AuditRecord *rec)
 {
 	StringInfoData buf;
+	DigestContexts dc = {pg_cryptohash_create(PG_SHA256), NULL};
 	int64		at = rec->at;
+	bool		ok = true;
 	int			i;
 
 	initStringInfo(&buf);
@@ -294,21 +312,23 @@ ChainComputeRowHash(AuditRecord *rec)
 	hash_append_str(&buf, rec->reason);
 	appendBinaryStringInfo(&buf, (char *) &at, sizeof(at));
 	appendBinaryStringInfo(&buf, (char *) &rec->txid, sizeof(rec->txid));
-	for (i = 0; i < rec->nchanged; i++)
+	for (i = 0; ok && i < rec->nchanged; i++)
 	{
 		uint8		d[CHAIN_HASH_LEN];
 
 		hash_append_str(&buf, rec->changed[i]);
-		if (!value_digest(rec, rec->old_values, rec->changed[i], d))
-			return false;
+		ok = value_digest(&dc, rec, rec->old_values, rec->changed[i], d);
 		appendBinaryStringInfo(&buf, (char *) d, CHAIN_HASH_LEN);
-		if (!value_digest(rec, rec->new_values, rec->changed[i], d))
-			return false;
+		ok = ok && value_digest(&dc, rec, rec->new_values, rec->changed[i], d);
 		appendBinaryStringInfo(&buf, (char *) d, CHAIN_HASH_LEN);
 	}
-	sha256_bytes(buf.data, buf.len, rec->row_hash);
+	if (ok)
+		sha256_bytes(&dc, buf.data, buf.len, rec->row_hash);
+	pg_cryptohash_free(dc.sha);
+	if (dc.hmac)
+		pg_hmac_free(dc.hmac);
 	pfree(buf.data);
-	return true;
+	return ok;
 }
 
 bytea *
@@ -705,9 +725,9 @@ redact_values(Jsonb *values, const uint8 *key)
 			char	   *hex = palloc(CHAIN_HASH_LEN * 2 + 1);
 
 			if (key != NULL)
-				keyed_digest(key, field, text, d);
+				keyed_digest(NULL, key, field, text, d);
 			else
-				sha256_bytes(text, strlen(text), d);
+				sha256_bytes(NULL, text, strlen(text), d);
 			hex_encode((char *) d, CHAIN_HASH_LEN, hex);
 			hex[CHAIN_HASH_LEN * 2] = '\0';
 			v.type = jbvString;
