@@ -8,6 +8,7 @@ OBJS = \
 	src/access.o \
 	src/append.o \
 	src/audit.o \
+	src/chain.o \
 	src/events.o \
 	src/lifecycle.o \
 	src/listing.o \

@@ -10,6 +10,25 @@
 ------------------------------------------------------------------------
 -- Audit chain: keyed digests, hash versions, tombstone anchors
 ------------------------------------------------------------------------
+-- Rows written until now keep hash version 1 and verify as written; new
+-- rows are version 2, whose digests of personal values are keyed per user.
+ALTER TABLE userlife.audit ADD COLUMN hash_version smallint NOT NULL DEFAULT 1;
+ALTER TABLE userlife.audit ALTER COLUMN hash_version SET DEFAULT 2;
+ALTER TABLE userlife.audit ADD CONSTRAINT audit_hash_version_known
+	CHECK (hash_version OPERATOR(pg_catalog.=) ANY (ARRAY[1, 2]::pg_catalog.int2[]));
+COMMENT ON COLUMN userlife.audit.hash_version IS
+	'how row_hash was computed: 1 plain SHA-256 digests (before 0.3.0), 2 personal values digested with the user''s key';
+
+CREATE TABLE userlife.audit_keys (
+	user_id    uuid NOT NULL,
+	digest_key bytea NOT NULL,
+	CONSTRAINT audit_keys_pkey PRIMARY KEY (user_id),
+	CONSTRAINT audit_keys_length CHECK (pg_catalog.length(digest_key) OPERATOR(pg_catalog.=) 32)
+);
+COMMENT ON TABLE userlife.audit_keys IS
+	'per-user keys of the audit digests of personal values; deleted at erasure, so erased values cannot be confirmed by guessing';
+REVOKE ALL ON userlife.audit_keys FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('userlife.audit_keys', '');
 
 
 ------------------------------------------------------------------------

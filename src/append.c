@@ -66,7 +66,8 @@ static const ColumnShape audit_shape[AUDIT_NATTS] = {
 	{"db_role", TEXTOID}, {"actor", TEXTOID}, {"reason", TEXTOID},
 	{"changed_fields", TEXTARRAYOID}, {"old_values", JSONBOID},
 	{"new_values", JSONBOID}, {"txid", XID8OID}, {"prev_hash", BYTEAOID},
-	{"row_hash", BYTEAOID}, {"redacted_fields", TEXTARRAYOID}
+	{"row_hash", BYTEAOID}, {"redacted_fields", TEXTARRAYOID},
+	{"hash_version", INT2OID}
 };
 
 static const ColumnShape events_shape[EVENTS_NATTS] = {
@@ -77,10 +78,15 @@ static const ColumnShape events_shape[EVENTS_NATTS] = {
 };
 
 /* the CHECK constraints of the install script; their conditions hold by construction */
-static const char *const known_checks[] = {"audit_action_known", "events_type_known"};
+static const char *const known_checks[] = {"audit_action_known", "audit_hash_version_known",
+	"events_type_known", "audit_keys_length"};
 
 static const ColumnShape search_shape[3] = {
 	{"user_id", UUIDOID}, {"partner", TEXTOID}, {"document", TEXTOID}
+};
+
+static const ColumnShape keys_shape[2] = {
+	{"user_id", UUIDOID}, {"digest_key", BYTEAOID}
 };
 
 typedef struct AppendTarget
@@ -107,6 +113,7 @@ static bool tombstone_index_checked = false;
 static AppendTarget audit_target = {"audit", audit_shape, AUDIT_NATTS, true, InvalidOid, InvalidOid, false, false};
 static AppendTarget events_target = {"events", events_shape, EVENTS_NATTS, true, InvalidOid, InvalidOid, false, false};
 static AppendTarget search_target = {"user_search", search_shape, 3, false, InvalidOid, InvalidOid, false, false};
+static AppendTarget keys_target = {"audit_keys", keys_shape, 2, false, InvalidOid, InvalidOid, false, false};
 
 static void
 forget_target(AppendTarget *t, Oid relid)
@@ -125,6 +132,7 @@ reset_targets(Datum arg, Oid relid)
 	forget_target(&audit_target, relid);
 	forget_target(&events_target, relid);
 	forget_target(&search_target, relid);
+	forget_target(&keys_target, relid);
 	if (relid == InvalidOid || relid == head_index || relid == audit_target.relid)
 	{
 		head_index_checked = false;
@@ -301,6 +309,22 @@ AppendAuditAndEvent(Datum *audit_values, bool *audit_nulls,
 	return true;
 }
 
+/* append_plain_row: one row into a table without identity; false when it must go through SQL */
+static bool
+append_plain_row(AppendTarget *t, Datum *values, bool *nulls)
+{
+	Relation	rel;
+	EState	   *estate;
+
+	if (!open_target(t, &rel))
+		return false;
+	estate = CreateExecutorState();
+	insert_row(estate, rel, values, nulls);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+	return true;
+}
+
 /*
  * AppendSearchDocument
  *		Inserts a user's search document into userlife.user_search.  Returns
@@ -310,21 +334,25 @@ AppendAuditAndEvent(Datum *audit_values, bool *audit_nulls,
 bool
 AppendSearchDocument(Datum user_id, Datum partner, Datum document)
 {
-	Relation	rel;
-	EState	   *estate;
-	Datum		values[3];
+	Datum		values[3] = {user_id, partner, document};
 	bool		nulls[3] = {false, false, false};
 
-	if (!open_target(&search_target, &rel))
-		return false;
-	values[0] = user_id;
-	values[1] = partner;
-	values[2] = document;
-	estate = CreateExecutorState();
-	insert_row(estate, rel, values, nulls);
-	FreeExecutorState(estate);
-	table_close(rel, NoLock);
-	return true;
+	return append_plain_row(&search_target, values, nulls);
+}
+
+/*
+ * AppendAuditKey
+ *		Inserts a new user's digest key into userlife.audit_keys.  Returns
+ *		false, having written nothing, when the table is missing (a database
+ *		not yet updated) or no longer allows writing it directly.
+ */
+bool
+AppendAuditKey(Datum user_id, Datum key)
+{
+	Datum		values[2] = {user_id, key};
+	bool		nulls[2] = {false, false};
+
+	return append_plain_row(&keys_target, values, nulls);
 }
 
 /*

@@ -55,14 +55,13 @@
 #include "utils/xid8.h"
 
 #include "userlife.h"
+#include "chain.h"
 
 PG_FUNCTION_INFO_V1(userlife_users_guard);
 PG_FUNCTION_INFO_V1(userlife_users_audit_insert);
 PG_FUNCTION_INFO_V1(userlife_user_history);
 PG_FUNCTION_INFO_V1(userlife_verify_audit);
-PG_FUNCTION_INFO_V1(userlife_audit_guard);
 
-#define HASH_LEN PG_SHA256_DIGEST_LENGTH
 
 /* columns of users whose changes are audited, in changed_fields order */
 typedef enum TrackedColumn
@@ -104,10 +103,11 @@ static const char *const column_names[NUM_COLUMNS] = {
 	"status_changed_at", "audit_head"
 };
 
+StaticAssertDecl(NUM_TRACKED <= CHAIN_MAX_FIELDS, "every tracked column fits an audit row");
+
 static Oid	attnum_relid = InvalidOid;
 static AttrNumber attnums[NUM_COLUMNS];
 
-static SPIPlanPtr append_plan = NULL;
 static SPIPlanPtr head_plan = NULL;
 
 /* notification state of this backend */
@@ -115,43 +115,15 @@ static bool notified_in_xact = false;
 static TimestampTz last_notify_at = 0;
 static TimestampTz last_notify_before_xact = 0;
 
-/* one audit row, as written and as re-read for verification */
-typedef struct AuditRecord
-{
-	TimestampTz at;
-	const char *partner;
-	const char *user_id;
-	const char *external_id;
-	const char *action;
-	const char *db_role;
-	const char *actor;
-	const char *reason;
-	int			nchanged;
-	const char *changed[NUM_TRACKED];
-	Jsonb	   *old_values;
-	Jsonb	   *new_values;
-	int			nredacted;
-	char	  **redacted;
-	uint64		txid;
-	bool		has_prev;
-	uint8		prev_hash[HASH_LEN];
-	uint8		row_hash[HASH_LEN];
-	const char *status;
-} AuditRecord;
 
 static void reset_attnums(Datum arg, Oid relid);
 static void notify_xact_callback(XactEvent event, void *arg);
-static void reset_redaction(XactEvent event, void *arg);
-static void reset_redaction_subxact(SubXactEvent event, SubTransactionId mySubid,
-									SubTransactionId parentSubid, void *arg);
 
 void
 AuditInit(void)
 {
 	CacheRegisterRelcacheCallback(reset_attnums, (Datum) 0);
 	RegisterXactCallback(notify_xact_callback, NULL);
-	RegisterXactCallback(reset_redaction, NULL);
-	RegisterSubXactCallback(reset_redaction_subxact, NULL);
 }
 
 static void
@@ -225,6 +197,9 @@ col_uuid(HeapTuple tup, TupleDesc desc, TrackedColumn c)
  * JSON values of columns
  *------------------------------------------------------------------------
  */
+
+/* timestamps are written in UTC: the session's TimeZone must not change what is stored */
+static const int utc_offset = 0;
 static void
 push_string(JsonbParseState **state, JsonbIteratorToken seq, const char *s)
 {
@@ -299,7 +274,7 @@ push_column_value(JsonbParseState **state, Oid typid, Datum d, bool isnull)
 			pushJsonbValue(state, WJB_VALUE, &v);
 			break;
 		case TIMESTAMPTZOID:
-			push_string(state, WJB_VALUE, JsonEncodeDateTime(NULL, d, TIMESTAMPTZOID, NULL));
+			push_string(state, WJB_VALUE, JsonEncodeDateTime(NULL, d, TIMESTAMPTZOID, &utc_offset));
 			break;
 		case JSONBOID:
 			push_jsonb(state, WJB_VALUE, DatumGetJsonbP(d));
@@ -338,6 +313,12 @@ push_column_value(JsonbParseState **state, Oid typid, Datum d, bool isnull)
 	}
 }
 
+/*
+ * values_equal
+ *		Whether two values of a users column are the same.  Varlena values
+ *		are compared detoasted: a value read back from a TOASTed row is
+ *		compressed or external where the same value just assigned is not.
+ */
 static bool
 values_equal(TupleDesc desc, int attnum, Datum a, bool anull, Datum b, bool bnull)
 {
@@ -345,6 +326,14 @@ values_equal(TupleDesc desc, int attnum, Datum a, bool anull, Datum b, bool bnul
 
 	if (anull || bnull)
 		return anull && bnull;
+	if (att->attlen == -1)
+	{
+		struct varlena *va = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(a));
+		struct varlena *vb = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(b));
+
+		return VARSIZE_ANY_EXHDR(va) == VARSIZE_ANY_EXHDR(vb) &&
+			memcmp(VARDATA_ANY(va), VARDATA_ANY(vb), VARSIZE_ANY_EXHDR(va)) == 0;
+	}
 	return datumIsEqual(a, b, att->attbyval, att->attlen);
 }
 
@@ -399,175 +388,38 @@ diff_rows(AuditRecord *rec, TupleDesc desc, HeapTuple oldtup, HeapTuple newtup)
 }
 
 /*------------------------------------------------------------------------
- * Hash chain
+ * Hash chain (chain.c computes; here the writer's side)
  *------------------------------------------------------------------------
  */
-/*
- * One SHA-256 context serves all the digests of one audit row: creating
- * one costs more than hashing a few hundred bytes.  hash_begin/hash_end
- * bracket its use; sha256() outside them makes a context of its own.
- */
-static pg_cryptohash_ctx *row_hash_ctx = NULL;
-
-static void
-hash_begin(void)
-{
-	row_hash_ctx = pg_cryptohash_create(PG_SHA256);
-}
-
-static void
-hash_end(void)
-{
-	pg_cryptohash_free(row_hash_ctx);
-	row_hash_ctx = NULL;
-}
-
-static void
-sha256(const void *data, size_t len, uint8 *out)
-{
-	pg_cryptohash_ctx *ctx = row_hash_ctx ? row_hash_ctx : pg_cryptohash_create(PG_SHA256);
-
-	if (pg_cryptohash_init(ctx) < 0 ||
-		pg_cryptohash_update(ctx, data, len) < 0 ||
-		pg_cryptohash_final(ctx, out, HASH_LEN) < 0)
-		elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(ctx));
-	if (ctx != row_hash_ctx)
-		pg_cryptohash_free(ctx);
-}
-
-/* length-prefixed, so that no two different field lists hash alike */
-static void
-hash_append_str(StringInfo buf, const char *s)
-{
-	int32		len = s ? (int32) strlen(s) : -1;
-
-	appendBinaryStringInfo(buf, (char *) &len, sizeof(len));
-	if (s)
-		appendBinaryStringInfo(buf, s, len);
-}
-
-static bool
-is_redacted(const AuditRecord *rec, const char *field)
-{
-	int			i;
-
-	for (i = 0; i < rec->nredacted; i++)
-		if (strcmp(rec->redacted[i], field) == 0)
-			return true;
-	return false;
-}
-
-/* jsonb_value_digest: SHA-256 of the JSON text of one value */
-static void
-jsonb_value_digest(JsonbValue *v, uint8 *out)
-{
-	char	   *text;
-
-	if (v == NULL)
-		text = "";
-	else if (v->type == jbvBinary)
-		text = JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
-	else
-	{
-		Jsonb	   *scalar = JsonbValueToJsonb(v);
-
-		text = JsonbToCString(NULL, &scalar->root, VARSIZE(scalar));
-	}
-	sha256(text, strlen(text), out);
-}
-
-static bool
-is_hex_digest(const JsonbValue *v)
-{
-	int			i;
-
-	if (v->type != jbvString || v->val.string.len != HASH_LEN * 2)
-		return false;
-	for (i = 0; i < HASH_LEN * 2; i++)
-	{
-		char		c = v->val.string.val[i];
-
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return false;
-	}
-	return true;
-}
 
 /*
- * value_digest
- *		SHA-256 of the JSON text of values[field]; for a redacted field the
- *		stored value is that digest itself, in hex.  A missing key digests
- *		as the empty string.
+ * seal_row
+ *		Hashes a row being written, in the version the audit table takes,
+ *		with the user's digest key when a personal value changed: a new
+ *		user's key is made here, another user's read, or made for one
+ *		registered before 0.3.0 or re-enrolled after erasure.
  */
 static void
-value_digest(const AuditRecord *rec, Jsonb *values, const char *field, uint8 *out)
+seal_row(AuditRecord *rec, Datum user_id, bool new_user)
 {
-	JsonbValue *v = getKeyJsonValueFromContainer(&values->root, field, strlen(field), NULL);
+	uint8		fresh[CHAIN_KEY_LEN];
 
-	if (v != NULL && is_redacted(rec, field) && is_hex_digest(v))
+	rec->version = ChainWriteVersion();
+	rec->redacted_form = false;
+	rec->key = NULL;
+	if (ChainNeedsKey(rec))
 	{
-		hex_decode(v->val.string.val, HASH_LEN * 2, (char *) out);
-		return;
+		if (!new_user)
+			rec->key = ChainUserKey(user_id);
+		if (rec->key == NULL)
+		{
+			ChainCreateUserKey(user_id, fresh);
+			rec->key = fresh;
+		}
 	}
-	jsonb_value_digest(v, out);
+	if (!ChainComputeRowHash(rec))
+		elog(ERROR, "the audit row of user %s cannot be hashed", rec->user_id);
 }
-
-/* compute_row_hash: fills rec->row_hash from prev_hash and the content */
-static void
-compute_row_hash(AuditRecord *rec)
-{
-	StringInfoData buf;
-	int64		at = rec->at;
-	int			i;
-
-	hash_begin();
-	initStringInfo(&buf);
-	if (rec->has_prev)
-		appendBinaryStringInfo(&buf, (char *) rec->prev_hash, HASH_LEN);
-	hash_append_str(&buf, rec->user_id);
-	hash_append_str(&buf, rec->partner);
-	hash_append_str(&buf, rec->action);
-	hash_append_str(&buf, rec->db_role);
-	hash_append_str(&buf, rec->actor);
-	hash_append_str(&buf, rec->reason);
-	appendBinaryStringInfo(&buf, (char *) &at, sizeof(at));
-	appendBinaryStringInfo(&buf, (char *) &rec->txid, sizeof(rec->txid));
-	for (i = 0; i < rec->nchanged; i++)
-	{
-		uint8		d[HASH_LEN];
-
-		hash_append_str(&buf, rec->changed[i]);
-		value_digest(rec, rec->old_values, rec->changed[i], d);
-		appendBinaryStringInfo(&buf, (char *) d, HASH_LEN);
-		value_digest(rec, rec->new_values, rec->changed[i], d);
-		appendBinaryStringInfo(&buf, (char *) d, HASH_LEN);
-	}
-	sha256(buf.data, buf.len, rec->row_hash);
-	hash_end();
-	pfree(buf.data);
-}
-
-static bytea *
-hash_to_bytea(const uint8 *h)
-{
-	bytea	   *b = palloc(VARHDRSZ + HASH_LEN);
-
-	SET_VARSIZE(b, VARHDRSZ + HASH_LEN);
-	memcpy(VARDATA(b), h, HASH_LEN);
-	return b;
-}
-
-static bool
-bytea_to_hash(Datum d, uint8 *h)
-{
-	bytea	   *b = DatumGetByteaPP(d);
-
-	if (VARSIZE_ANY_EXHDR(b) != HASH_LEN)
-		return false;
-	memcpy(h, VARDATA_ANY(b), HASH_LEN);
-	return true;
-}
-
 /*
  * load_chain_head
  *		The newest row_hash of the user, read from the audit: by a probe of
@@ -586,7 +438,7 @@ load_chain_head(AuditRecord *rec, Datum user_id)
 
 	if (AppendReadChainHead(user_id, &head, &found))
 	{
-		rec->has_prev = found && bytea_to_hash(PointerGetDatum(head), rec->prev_hash);
+		rec->has_prev = found && ChainHashFromBytea(PointerGetDatum(head), rec->prev_hash);
 		return;
 	}
 	UserlifeSpiConnect();
@@ -603,7 +455,7 @@ load_chain_head(AuditRecord *rec, Datum user_id)
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
 		if (!isnull)
-			rec->has_prev = bytea_to_hash(d, rec->prev_hash);
+			rec->has_prev = ChainHashFromBytea(d, rec->prev_hash);
 	}
 	UserlifeSpiFinish();
 }
@@ -661,7 +513,7 @@ event_payload(const AuditRecord *rec)
 	push_string(&state, WJB_VALUE, rec->status);
 	push_string(&state, WJB_KEY, "at");
 	push_string(&state, WJB_VALUE, JsonEncodeDateTime(NULL, TimestampTzGetDatum(rec->at),
-													  TIMESTAMPTZOID, NULL));
+													  TIMESTAMPTZOID, &utc_offset));
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	return JsonbValueToJsonb(res);
 }
@@ -686,6 +538,57 @@ maybe_notify(const char *partner)
 	Async_Notify("userlife_events", partner);
 	notified_in_xact = true;
 	last_notify_at = now;
+}
+
+/*
+ * append_audit_sql
+ *		The audit row and its event through an INSERT statement, for tables
+ *		no longer as installed; a database not yet updated to 0.3.0 has no
+ *		hash_version column, and its rows are version 1.
+ */
+static void
+append_audit_sql(Datum *a, bool *an, Datum *e)
+{
+	static SPIPlanPtr plan_v1 = NULL;
+	static SPIPlanPtr plan_v2 = NULL;
+	bool		v2 = DatumGetInt16(a[16]) >= CHAIN_V2;
+	Oid			argtypes[17] = {TIMESTAMPTZOID, TEXTOID, UUIDOID, TEXTOID, TEXTOID,
+		TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, JSONBOID, JSONBOID, XID8OID,
+	BYTEAOID, BYTEAOID, TEXTOID, JSONBOID, INT2OID};
+	Datum		values[17];
+	char		nulls[17];
+	int			i;
+
+	/* $1..$14 are audit columns 1..14, $15 and $16 the event's type and payload, $17 the version */
+	for (i = 0; i < 14; i++)
+	{
+		values[i] = a[i + 1];
+		nulls[i] = an[i + 1] ? 'n' : ' ';
+	}
+	values[14] = e[5];
+	values[15] = e[6];
+	values[16] = a[16];
+	nulls[14] = nulls[15] = nulls[16] = ' ';
+	UserlifeSpiConnect();
+	UserlifeRun(v2 ? &plan_v2 : &plan_v1, v2 ?
+				"WITH a AS ("
+				" INSERT INTO userlife.audit (at, partner, user_id, external_id, action,"
+				"  db_role, actor, reason, changed_fields, old_values, new_values, txid,"
+				"  prev_hash, row_hash, hash_version)"
+				" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $17)"
+				" RETURNING audit_id) "
+				"INSERT INTO userlife.events (at, partner, user_id, audit_id, event_type, payload) "
+				"SELECT $1, $2, $3, a.audit_id, $15, $16 FROM a" :
+				"WITH a AS ("
+				" INSERT INTO userlife.audit (at, partner, user_id, external_id, action,"
+				"  db_role, actor, reason, changed_fields, old_values, new_values, txid,"
+				"  prev_hash, row_hash)"
+				" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+				" RETURNING audit_id) "
+				"INSERT INTO userlife.events (at, partner, user_id, audit_id, event_type, payload) "
+				"SELECT $1, $2, $3, a.audit_id, $15, $16 FROM a",
+				v2 ? 17 : 16, argtypes, values, nulls, false, 0, SPI_OK_INSERT);
+	UserlifeSpiFinish();
 }
 
 /*
@@ -720,9 +623,10 @@ append_audit(AuditRecord *rec, Datum user_id)
 	a[11] = JsonbPGetDatum(rec->new_values);
 	a[12] = FullTransactionIdGetDatum(FullTransactionIdFromU64(rec->txid));
 	an[13] = !rec->has_prev;
-	a[13] = rec->has_prev ? PointerGetDatum(hash_to_bytea(rec->prev_hash)) : (Datum) 0;
-	a[14] = PointerGetDatum(hash_to_bytea(rec->row_hash));
+	a[13] = rec->has_prev ? PointerGetDatum(ChainHashToBytea(rec->prev_hash)) : (Datum) 0;
+	a[14] = PointerGetDatum(ChainHashToBytea(rec->row_hash));
 	a[15] = PointerGetDatum(construct_empty_array(TEXTOID));
+	a[16] = Int16GetDatum(rec->version);
 
 	e[1] = a[1];
 	e[2] = a[2];
@@ -733,41 +637,7 @@ append_audit(AuditRecord *rec, Datum user_id)
 	e[7] = e[8] = (Datum) 0;
 
 	if (!AppendAuditAndEvent(a, an, e, en))
-	{
-		Oid			argtypes[16] = {TIMESTAMPTZOID, TEXTOID, UUIDOID, TEXTOID, TEXTOID,
-			TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, JSONBOID, JSONBOID, XID8OID,
-		BYTEAOID, BYTEAOID, TEXTOID, JSONBOID};
-		Datum		values[16];
-		char		nulls[16];
-		int			i;
-		int			rc;
-
-		UserlifeSpiConnect();
-		/* $1..$14 are audit columns 1..14, $15 and $16 the event's type and payload */
-		for (i = 0; i < 14; i++)
-		{
-			values[i] = a[i + 1];
-			nulls[i] = an[i + 1] ? 'n' : ' ';
-		}
-		values[14] = e[5];
-		nulls[14] = ' ';
-		values[15] = e[6];
-		nulls[15] = ' ';
-		rc = SPI_execute_plan(UserlifePreparePlan(&append_plan,
-												  "WITH a AS ("
-												  " INSERT INTO userlife.audit (at, partner, user_id, external_id, action,"
-												  "  db_role, actor, reason, changed_fields, old_values, new_values, txid,"
-												  "  prev_hash, row_hash)"
-												  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-												  " RETURNING audit_id) "
-												  "INSERT INTO userlife.events (at, partner, user_id, audit_id, event_type, payload) "
-												  "SELECT $1, $2, $3, a.audit_id, $15, $16 FROM a",
-												  16, argtypes),
-							  values, nulls, false, 0);
-		if (rc != SPI_OK_INSERT)
-			elog(ERROR, "audit append failed: %s", SPI_result_code_string(rc));
-		UserlifeSpiFinish();
-	}
+		append_audit_sql(a, an, e);
 	maybe_notify(rec->partner);
 }
 
@@ -1077,11 +947,11 @@ guard_update(TriggerData *trigdata, TupleDesc desc)
 
 	user_id = col(oldtup, desc, COL_USER_ID, &isnull);
 	o = col(oldtup, desc, COL_AUDIT_HEAD, &onull);
-	if (onull || !bytea_to_hash(o, rec.prev_hash))
+	if (onull || !ChainHashFromBytea(o, rec.prev_hash))
 		load_chain_head(&rec, user_id);
 	else
 		rec.has_prev = true;
-	compute_row_hash(&rec);
+	seal_row(&rec, user_id, false);
 	append_audit(&rec, user_id);
 
 	n = 0;
@@ -1092,7 +962,7 @@ guard_update(TriggerData *trigdata, TupleDesc desc)
 	values[n] = TimestampTzGetDatum(now);
 	nulls[n++] = false;
 	cols[n] = attnums[COL_AUDIT_HEAD];
-	values[n] = PointerGetDatum(hash_to_bytea(rec.row_hash));
+	values[n] = PointerGetDatum(ChainHashToBytea(rec.row_hash));
 	nulls[n++] = false;
 	result = heap_modify_tuple_by_cols(newtup, desc, n, cols, values, nulls);
 	if (SearchDocumentChanged(desc, oldtup, result))
@@ -1127,11 +997,11 @@ guard_delete(TriggerData *trigdata, TupleDesc desc)
 
 	user_id = col(oldtup, desc, COL_USER_ID, &isnull);
 	head = col(oldtup, desc, COL_AUDIT_HEAD, &hnull);
-	if (hnull || !bytea_to_hash(head, rec.prev_hash))
+	if (hnull || !ChainHashFromBytea(head, rec.prev_hash))
 		load_chain_head(&rec, user_id);
 	else
 		rec.has_prev = true;
-	compute_row_hash(&rec);
+	seal_row(&rec, user_id, false);
 	append_audit(&rec, user_id);
 	SearchDropDocument(trigdata->tg_relation, oldtup);
 	return oldtup;
@@ -1185,218 +1055,10 @@ userlife_users_audit_insert(PG_FUNCTION_ARGS)
 	/* a re-enrolled tombstone keeps its user_id, so its chain goes on */
 	if (reenroll)
 		load_chain_head(&rec, user_id);
-	compute_row_hash(&rec);
+	seal_row(&rec, user_id, !reenroll);
 	append_audit(&rec, user_id);
 	SearchWriteDocument(trigdata->tg_relation, newtup, false);
 	return PointerGetDatum(NULL);
-}
-
-/*------------------------------------------------------------------------
- * Append-only guard and redaction
- *------------------------------------------------------------------------
- */
-
-/* set only while AuditRedactUser rewrites a user's rows */
-static bool redaction_in_progress = false;
-
-static void
-reset_redaction(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-	{
-		redaction_in_progress = false;
-		row_hash_ctx = NULL;	/* the resource owner freed it */
-	}
-}
-
-static void
-reset_redaction_subxact(SubXactEvent event, SubTransactionId mySubid,
-						SubTransactionId parentSubid, void *arg)
-{
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-	{
-		redaction_in_progress = false;
-		row_hash_ctx = NULL;
-	}
-}
-
-/*
- * audit_guard: BEFORE UPDATE/DELETE/TRUNCATE trigger on userlife.audit, per
- * statement and per row, enabled ALWAYS.  Refuses every change but the
- * UPDATEs AuditRedactUser makes.
- */
-Datum
-userlife_audit_guard(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("userlife.audit_guard can only be called as a trigger")));
-	if (redaction_in_progress && TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-		return PointerGetDatum(TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ?
-							   trigdata->tg_newtuple : NULL);
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("userlife.audit is append-only"),
-			 errdetail("Audit rows cannot be updated, deleted or truncated, not even by a superuser."),
-			 errhint("Purge and erasure redact personal data through userlife's own functions.")));
-	return PointerGetDatum(NULL);	/* keep compiler quiet */
-}
-
-static const char *const personal_fields[] = {
-	"display_name", "email", "external_id", "metadata", "verified_attributes"
-};
-
-static bool
-is_personal(const char *key, int len)
-{
-	int			i;
-
-	for (i = 0; i < (int) lengthof(personal_fields); i++)
-		if ((int) strlen(personal_fields[i]) == len && strncmp(personal_fields[i], key, len) == 0)
-			return true;
-	return false;
-}
-
-/*
- * redact_values
- *		Copy of values in which every personal field not yet redacted holds
- *		the hex SHA-256 of its JSON text, the digest the chain already
- *		covers.  Adds the fields it redacts to *redacted.
- */
-static Jsonb *
-redact_values(Jsonb *values, List **redacted)
-{
-	JsonbParseState *state = NULL;
-	JsonbIterator *it = JsonbIteratorInit(&values->root);
-	JsonbIteratorToken tok;
-	JsonbValue	k;
-	JsonbValue	v;
-	JsonbValue *res = NULL;
-
-	if (!JB_ROOT_IS_OBJECT(values))
-		return values;
-	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
-	{
-		if (tok == WJB_BEGIN_OBJECT || tok == WJB_END_OBJECT)
-		{
-			res = pushJsonbValue(&state, tok, NULL);
-			continue;
-		}
-		if (tok != WJB_KEY)
-			continue;
-		tok = JsonbIteratorNext(&it, &v, true);
-		pushJsonbValue(&state, WJB_KEY, &k);
-		if (is_personal(k.val.string.val, k.val.string.len) && v.type != jbvNull)
-		{
-			char	   *name = pnstrdup(k.val.string.val, k.val.string.len);
-			bool		already = false;
-			ListCell   *lc;
-
-			foreach(lc, *redacted)
-				if (strcmp((char *) lfirst(lc), name) == 0)
-					already = true;
-			if (!already || !is_hex_digest(&v))
-			{
-				uint8		d[HASH_LEN];
-				char	   *hex = palloc(HASH_LEN * 2 + 1);
-
-				jsonb_value_digest(&v, d);
-				hex_encode((char *) d, HASH_LEN, hex);
-				hex[HASH_LEN * 2] = '\0';
-				v.type = jbvString;
-				v.val.string.val = hex;
-				v.val.string.len = HASH_LEN * 2;
-				if (!already)
-					*redacted = lappend(*redacted, name);
-			}
-		}
-		pushJsonbValue(&state, WJB_VALUE, &v);
-	}
-	return JsonbValueToJsonb(res);
-}
-
-/*
- * AuditRedactUser
- *		Removes the personal data of one user from its audit rows (the
- *		values of display_name, email, external_id, metadata and verified
- *		attributes become their SHA-256 digests, the external_id column
- *		NULL) and from its events, leaving the hash chain verifiable.  The
- *		caller must be inside UserlifeSpiConnect, as the extension owner.
- */
-void
-AuditRedactUser(Datum user_id)
-{
-	static SPIPlanPtr select_plan = NULL;
-	static SPIPlanPtr update_plan = NULL;
-	static SPIPlanPtr events_plan = NULL;
-	Oid			argtypes[1] = {UUIDOID};
-	Oid			uargtypes[4] = {INT8OID, JSONBOID, JSONBOID, TEXTARRAYOID};
-	Datum		values[1] = {user_id};
-	SPITupleTable *rows;
-	uint64		nrows;
-	uint64		i;
-	int			rc;
-
-	rc = SPI_execute_plan(UserlifePrepareCustomPlan(&select_plan,
-											  "SELECT a.audit_id, a.old_values, a.new_values, a.redacted_fields "
-											  "FROM userlife.audit a WHERE a.user_id = $1 ORDER BY a.audit_id",
-											  1, argtypes),
-						  values, NULL, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "audit lookup for redaction failed");
-	rows = SPI_tuptable;
-	nrows = SPI_processed;
-
-	redaction_in_progress = true;
-	for (i = 0; i < nrows; i++)
-	{
-		HeapTuple	tup = rows->vals[i];
-		bool		isnull;
-		List	   *redacted = NIL;
-		Datum	   *elems;
-		bool	   *enulls;
-		int			n;
-		int			k;
-		Datum		uvalues[4];
-		Datum	   *relems;
-		ListCell   *lc;
-
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, rows->tupdesc, 4, &isnull)),
-						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &n);
-		for (k = 0; k < n; k++)
-			if (!enulls[k])
-				redacted = lappend(redacted, TextDatumGetCString(elems[k]));
-		uvalues[0] = SPI_getbinval(tup, rows->tupdesc, 1, &isnull);
-		uvalues[1] = JsonbPGetDatum(redact_values(DatumGetJsonbP(SPI_getbinval(tup, rows->tupdesc, 2, &isnull)),
-												  &redacted));
-		uvalues[2] = JsonbPGetDatum(redact_values(DatumGetJsonbP(SPI_getbinval(tup, rows->tupdesc, 3, &isnull)),
-												  &redacted));
-		relems = palloc(sizeof(Datum) * (list_length(redacted) + 1));
-		k = 0;
-		foreach(lc, redacted)
-			relems[k++] = CStringGetTextDatum((char *) lfirst(lc));
-		uvalues[3] = PointerGetDatum(construct_array(relems, k, TEXTOID, -1, false, TYPALIGN_INT));
-		rc = SPI_execute_plan(UserlifePreparePlan(&update_plan,
-												  "UPDATE userlife.audit a SET old_values = $2, new_values = $3,"
-												  " redacted_fields = $4, external_id = NULL WHERE a.audit_id = $1",
-												  4, uargtypes),
-							  uvalues, NULL, false, 0);
-		if (rc != SPI_OK_UPDATE)
-			elog(ERROR, "audit redaction failed");
-	}
-	redaction_in_progress = false;
-
-	rc = SPI_execute_plan(UserlifePrepareCustomPlan(&events_plan,
-											  "UPDATE userlife.events e SET payload = e.payload"
-											  " OPERATOR(pg_catalog.||) '{\"external_id\": null}'::pg_catalog.jsonb"
-											  " WHERE e.user_id = $1",
-											  1, argtypes),
-						  values, NULL, false, 0);
-	if (rc != SPI_OK_UPDATE)
-		elog(ERROR, "event redaction failed");
 }
 
 /*------------------------------------------------------------------------
@@ -1469,129 +1131,20 @@ userlife_user_history(PG_FUNCTION_ARGS)
 }
 
 /*
- * verify_audit(partner, external_id): true when every audit row of the
- * user links to its predecessor, hashes to its row_hash, and the newest
- * one is the chain head kept on the user's row.
+ * verify_audit(partner, external_id): whether the user's audit chain is
+ * whole (chain.c says what that takes).
  */
 Datum
 userlife_verify_audit(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
-	static SPIPlanPtr head_of_user_plan = NULL;
 	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
 	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
 	AccessScope scope;
-	Oid			argtypes[1] = {UUIDOID};
-	Datum		values[1];
-	uint64		i;
-	int			rc;
-	bool		ok = true;
-	bool		have_prev = false;
-	uint8		prev[HASH_LEN];
+	bool		ok;
 
 	UserlifeCheckPartnerId(partner);
 	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
-	values[0] = find_user_id(partner, external_id);
-	rc = SPI_execute_plan(UserlifePrepareCustomPlan(&plan,
-											  "SELECT a.at, a.partner, a.user_id::pg_catalog.text, a.action, a.db_role,"
-											  " a.actor, a.reason, a.changed_fields, a.old_values, a.new_values,"
-											  " a.txid::pg_catalog.text::pg_catalog.int8, a.prev_hash, a.row_hash,"
-											  " a.redacted_fields "
-											  "FROM userlife.audit a WHERE a.user_id = $1 ORDER BY a.audit_id",
-											  1, argtypes),
-						  values, NULL, true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "audit lookup failed");
-	if (SPI_processed == 0)
-		ok = false;
-	for (i = 0; ok && i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		AuditRecord rec;
-		bool		isnull;
-		Datum		d;
-		Datum	   *elems;
-		bool	   *enulls;
-		int			nelems;
-		int			k;
-		uint8		stored[HASH_LEN];
-
-		memset(&rec, 0, sizeof(rec));
-		rec.at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 1, &isnull));
-		rec.partner = SPI_getvalue(tup, desc, 2);
-		rec.user_id = SPI_getvalue(tup, desc, 3);
-		rec.action = SPI_getvalue(tup, desc, 4);
-		rec.db_role = SPI_getvalue(tup, desc, 5);
-		rec.actor = SPI_getvalue(tup, desc, 6);
-		rec.reason = SPI_getvalue(tup, desc, 7);
-		d = SPI_getbinval(tup, desc, 8, &isnull);
-		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
-						  &elems, &enulls, &nelems);
-		if (nelems > NUM_TRACKED)
-		{
-			ok = false;
-			break;
-		}
-		for (k = 0; k < nelems; k++)
-			rec.changed[k] = enulls[k] ? "" : TextDatumGetCString(elems[k]);
-		rec.nchanged = nelems;
-		rec.old_values = DatumGetJsonbP(SPI_getbinval(tup, desc, 9, &isnull));
-		rec.new_values = DatumGetJsonbP(SPI_getbinval(tup, desc, 10, &isnull));
-		rec.txid = (uint64) DatumGetInt64(SPI_getbinval(tup, desc, 11, &isnull));
-		d = SPI_getbinval(tup, desc, 12, &isnull);
-		rec.has_prev = !isnull;
-		if (!isnull && !bytea_to_hash(d, rec.prev_hash))
-			ok = false;
-		d = SPI_getbinval(tup, desc, 14, &isnull);
-		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
-						  &elems, &enulls, &nelems);
-		rec.redacted = palloc(sizeof(char *) * (nelems + 1));
-		for (k = 0; k < nelems; k++)
-			rec.redacted[k] = enulls[k] ? "" : TextDatumGetCString(elems[k]);
-		rec.nredacted = nelems;
-
-		/* the link: first row has no predecessor, every other row its predecessor's hash */
-		if (rec.has_prev != have_prev ||
-			(have_prev && memcmp(rec.prev_hash, prev, HASH_LEN) != 0))
-			ok = false;
-		d = SPI_getbinval(tup, desc, 13, &isnull);
-		if (isnull || !bytea_to_hash(d, stored))
-			ok = false;
-		if (ok)
-		{
-			compute_row_hash(&rec);
-			if (memcmp(rec.row_hash, stored, HASH_LEN) != 0)
-				ok = false;
-		}
-		memcpy(prev, stored, HASH_LEN);
-		have_prev = true;
-	}
-
-	/* the newest row must be the head the user's row points at */
-	if (ok)
-	{
-		bool		isnull;
-		Datum		head;
-
-		rc = SPI_execute_plan(UserlifePreparePlan(&head_of_user_plan,
-												  "SELECT u.audit_head FROM userlife.users u WHERE u.user_id = $1",
-												  1, argtypes),
-							  values, NULL, true, 1);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "chain head lookup failed");
-		if (SPI_processed == 1)
-		{
-			head = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-			if (!isnull)
-			{
-				uint8		h[HASH_LEN];
-
-				if (!bytea_to_hash(head, h) || memcmp(h, prev, HASH_LEN) != 0)
-					ok = false;
-			}
-		}
-	}
+	ok = ChainVerifyUser(find_user_id(partner, external_id));
 	AccessLeave(&scope);
 	PG_RETURN_BOOL(ok);
 }

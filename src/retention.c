@@ -7,7 +7,7 @@
  * Purging a user: its row is deleted (the users trigger writes the one
  * "purge" or "erase" audit row and event, and refuses a user under legal
  * hold), its jobs go with it (ON DELETE CASCADE), its audit rows and
- * events are redacted (AuditRedactUser), and a tombstone keeps the SHA-256
+ * events are redacted (ChainRedactUser), and a tombstone keeps the SHA-256
  * of its external_id, its user_id and the chain head, nothing personal.
  *
  * Locking: purge_expired picks its batch with FOR UPDATE SKIP LOCKED, so
@@ -34,6 +34,7 @@
 #include "utils/timestamp.h"
 
 #include "userlife.h"
+#include "chain.h"
 
 PG_FUNCTION_INFO_V1(userlife_set_legal_hold);
 PG_FUNCTION_INFO_V1(userlife_purge_expired);
@@ -55,8 +56,8 @@ purge_user(Oid caller, Datum user_id, const char *action, const char *reason)
 	static SPIPlanPtr delete_plan = NULL;
 	static SPIPlanPtr tombstone_plan = NULL;
 	static SPIPlanPtr head_plan = NULL;
-	Oid			argtypes[1] = {UUIDOID};
-	Datum		values[1] = {user_id};
+	Oid			argtypes[2] = {UUIDOID, BYTEAOID};
+	Datum		values[2] = {user_id, (Datum) 0};
 
 	UserlifeBeginWrite(caller, reason, action);
 	CurrentWrite.lifecycle_path = true;
@@ -74,13 +75,10 @@ purge_user(Oid caller, Datum user_id, const char *action, const char *reason)
 	if (SPI_processed != 1)
 		elog(ERROR, "purge deleted %d users", (int) SPI_processed);
 	UserlifeEndWrite();
-	/* the tombstone keeps the chain head, so a removed tail is still detected */
-	UserlifeRun(&head_plan,
-		"UPDATE userlife.tombstones t SET audit_head = ("
-		" SELECT a.row_hash FROM userlife.audit a WHERE a.user_id = $1"
-		" ORDER BY a.audit_id DESC LIMIT 1) WHERE t.user_id = $1",
-		1, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
-	AuditRedactUser(user_id);
+	/* the tombstone keeps the chain head (as redaction leaves it), so a removed tail is detected */
+	values[1] = PointerGetDatum(ChainRedactUser(user_id));
+	UserlifeRun(&head_plan, "UPDATE userlife.tombstones t SET audit_head = $2 WHERE t.user_id = $1",
+		2, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
 }
 
 /*

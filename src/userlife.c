@@ -30,6 +30,7 @@
 #include "catalog/pg_enum.h"
 
 #include "userlife.h"
+#include "chain.h"
 
 PG_MODULE_MAGIC;
 
@@ -117,6 +118,7 @@ _PG_init(void)
 
 	AccessInit();
 	AuditInit();
+	ChainInit();
 	AppendInit();
 	LifecycleInit();
 	SearchInit();

@@ -136,17 +136,9 @@ extern void AccessCheckPartnerBinding(Oid role, const char *partner);
 
 /* audit.c */
 extern void AuditInit(void);
-extern void AuditComputeHash(uint8 *out, const uint8 *prev_hash, int prev_len,
-							 const char *user_id, const char *partner,
-							 const char *action, const char *db_role,
-							 const char *actor, const char *reason,
-							 TimestampTz at, uint64 txid,
-							 Datum changed_fields, Datum old_values, Datum new_values);
-
-extern void AuditRedactUser(Datum user_id);
 
 /* append.c: columns of userlife.audit and userlife.events, 0-based */
-#define AUDIT_NATTS					16
+#define AUDIT_NATTS					17
 #define AUDIT_ATT_AUDIT_ID			0
 #define AUDIT_ATT_ROW_HASH			14
 #define EVENTS_NATTS				9
@@ -154,6 +146,7 @@ extern void AuditRedactUser(Datum user_id);
 #define EVENTS_ATT_AUDIT_ID			4
 extern void AppendInit(void);
 extern bool AppendSearchDocument(Datum user_id, Datum partner, Datum document);
+extern bool AppendAuditKey(Datum user_id, Datum key);
 extern bool AppendAuditAndEvent(Datum *audit_values, bool *audit_nulls,
 								Datum *event_values, bool *event_nulls);
 extern bool AppendReadChainHead(Datum user_id, bytea **row_hash, bool *found);

@@ -31,7 +31,7 @@ default=$($PSQL -d postgres -At -c "SELECT default_version FROM pg_available_ext
 fresh ul_upgrade_ref || { echo "1..1"; echo "not ok 1 - fresh install of $default"; exit 1; }
 sources=$($PSQL -d ul_upgrade_ref -At -c "SELECT source FROM pg_extension_update_paths('userlife')
                                           WHERE target = '$default' AND path IS NOT NULL ORDER BY source")
-echo "1..$((3 + 5 * $(grep -c . <<<"$sources")))"
+echo "1..$((3 + 8 * $(grep -c . <<<"$sources")))"
 echo "# default version $default; versions with an update path to it: ${sources:-none}"
 
 describe ul_upgrade_ref
@@ -67,6 +67,25 @@ for v in $sources; do
 	$PSQL -d "$db" -c "ALTER EXTENSION userlife UPDATE" >>"$out/$db.err" 2>&1
 	tap $? "ALTER EXTENSION userlife UPDATE from $v"
 	search_finds_kept "$db" "from $v: the users registered before the update are found by search after it"
+	# chains with rows from both sides of the update: before-1 changes again,
+	# before-2 changes and is erased; no plain digest of its e-mail remains
+	chains=$($PSQL -d "$db" -At \
+		-c "SELECT userlife.update_user('up', 'before-1', email => 'kept1.new@example.com')" \
+		-c "SELECT userlife.set_status('up', 'before-1', 'active', 'checked')" \
+		-c "SELECT userlife.update_user('up', 'before-2', display_name => 'Kept Name 2b')" \
+		-c "SELECT userlife.verify_audit('up', 'before-1') AND userlife.verify_audit('up', 'before-2')" \
+		-c "SELECT userlife.erase_user('up', 'before-2', 'right to erasure')" \
+		-c "SELECT userlife.verify_audit('up', 'before-2')" 2>&1 | grep -E '^(t|f)$' | tr -d '\n')
+	tap $([ "$chains" = "ttt" ] && echo 0 || echo 1) "from $v: chains with rows from before and after the update verify, before and after erasure ($chains)"
+	guessed=$($PSQL -d "$db" -At -c "SELECT count(*) FROM userlife.audit a,
+	      LATERAL (SELECT value FROM jsonb_each(a.old_values) UNION ALL SELECT value FROM jsonb_each(a.new_values)) d(value)
+	    WHERE d.value = to_jsonb(encode(sha256(convert_to('\"kept2@example.com\"', 'UTF8')), 'hex'))
+	       OR d.value = to_jsonb(encode(sha256(convert_to('\"Kept Name 2\"', 'UTF8')), 'hex'))
+	       OR d.value::text LIKE '%kept2@%'" 2>&1)
+	tap $([ "$guessed" = "0" ] && echo 0 || echo 1) "from $v: the erased user's former e-mail and name can't be confirmed from their plain digests ($guessed matches)"
+	versions=$($PSQL -d "$db" -At -c "SELECT string_agg(DISTINCT hash_version::text, ',') FROM userlife.audit a
+	    JOIN userlife.users u USING (user_id) WHERE u.external_id = 'before-1'" 2>&1)
+	tap $([ "$versions" = "1,2" ] && echo 0 || echo 1) "from $v: before-1's chain has rows of hash version 1 and 2 ($versions)"
 	describe "$db"
 	diff -u "$out/ul_upgrade_ref.catalog" "$out/$db.catalog" >"$out/$db.diff"
 	rc=$?
