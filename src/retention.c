@@ -14,6 +14,14 @@
  * concurrent purges never wait on each other or on users being changed by
  * live traffic; the batch size bounds how long its row locks are held.
  *
+ * Isolation: one user whose purge fails (a DBA's foreign key into users, a
+ * trigger of theirs) must not stop the others, so users are purged in
+ * subtransactions (see purge_rows), a failing one is skipped with a
+ * WARNING and recorded in userlife.purge_failures, and users that failed
+ * are picked after the others.  Memory: each user is purged in an SPI
+ * connection of its own and a memory context reset after it, so a batch
+ * uses the memory of one user plus the picked ids.
+ *
  * Pace: with userlife.purge_rate_limit set, purge_expired sleeps between
  * users so that it removes at most that many per second.  A purge is CPU
  * work beside live traffic; on a machine whose cores the traffic already
