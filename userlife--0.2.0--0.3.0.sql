@@ -45,6 +45,28 @@ SELECT pg_catalog.pg_extension_config_dump('userlife.audit_keys', '');
 -- Batches, purge isolation, notifications
 ------------------------------------------------------------------------
 
+-- Users whose purge failed (a DBA's foreign key into users, a trigger of
+-- theirs): purge_expired takes the others first, so that one user it
+-- cannot purge does not stop the rest.  Only the error's SQLSTATE is kept;
+-- the message may carry personal data and goes to the server log instead.
+-- A failure older than the user's current deletion (restored, deleted
+-- again) no longer counts; the row goes with the user.  Operational state,
+-- not data: not dumped.
+CREATE TABLE userlife.purge_failures (
+	user_id   uuid NOT NULL,
+	failed_at timestamptz NOT NULL,
+	attempts  integer NOT NULL,
+	sqlstate  text NOT NULL,
+	CONSTRAINT purge_failures_pkey PRIMARY KEY (user_id),
+	CONSTRAINT purge_failures_user_fkey FOREIGN KEY (user_id)
+		REFERENCES userlife.users (user_id) ON DELETE CASCADE
+);
+CREATE INDEX purge_failures_failed_at_idx ON userlife.purge_failures (failed_at);
+COMMENT ON TABLE userlife.purge_failures IS
+	'users whose last purge failed, with when, how often and the SQLSTATE; purged after the others';
+REVOKE ALL ON userlife.purge_failures FROM PUBLIC;
+GRANT SELECT ON userlife.purge_failures TO userlife_owner;
+
 
 ------------------------------------------------------------------------
 -- Maintenance scheduling, TRUNCATE and DROP EXTENSION guards

@@ -27,12 +27,14 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
@@ -54,6 +56,15 @@ PG_FUNCTION_INFO_V1(userlife_delete_user);
 PG_FUNCTION_INFO_V1(userlife_delete_users);
 PG_FUNCTION_INFO_V1(userlife_restore_user);
 PG_FUNCTION_INFO_V1(userlife_record_job);
+
+/* delete_users: most ids in one call (as import_users), and its item results */
+#define DELETE_USERS_MAX 10000
+enum
+{
+	DELETE_DONE = 0,
+	DELETE_ALREADY,
+	DELETE_NOT_FOUND
+};
 
 /* transition rule cache */
 static bool rules_valid = false;
@@ -1148,38 +1159,43 @@ userlife_set_fraud_flag(PG_FUNCTION_ARGS)
 
 /*
  * soft_delete
- *		Marks one user deleted; returns the new row, or (Datum) 0 when the
- *		user was already deleted or does not exist (*found tells which).
- *		The caller has entered and begun the write.
+ *		Marks one user deleted; returns true when it did.  With row given,
+ *		the new row is copied out of SPI memory into *row.  *found tells a
+ *		user already deleted from one that does not exist.  The caller has
+ *		entered and begun the write.  The statements' result tables are
+ *		freed here, so that a batch of deletions does not keep one per user.
  */
-static Datum
-soft_delete(const char *partner, const char *external_id, bool *found)
+static bool
+soft_delete(const char *partner, const char *external_id, Datum *row, bool *found)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr exists_plan = NULL;
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
-	Datum		result;
+	bool		deleted;
 
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(external_id);
-	result = run_user_update(&plan,
-							 "UPDATE userlife.users u SET status = 'deleted', deleted_at = pg_catalog.now(),"
-							 " purge_after = pg_catalog.now() + p.retention "
-							 "FROM userlife.partners p "
-							 "WHERE p.partner = u.partner AND u.partner = $1 AND u.external_id = $2"
-							 " AND u.status <> 'deleted' RETURNING u",
-							 2, argtypes, values, NULL);
-	if (result != (Datum) 0)
-	{
-		*found = true;
-		return result;
-	}
+	UserlifeRun(&plan,
+				"UPDATE userlife.users u SET status = 'deleted', deleted_at = pg_catalog.now(),"
+				" purge_after = pg_catalog.now() + p.retention "
+				"FROM userlife.partners p "
+				"WHERE p.partner = u.partner AND u.partner = $1 AND u.external_id = $2"
+				" AND u.status <> 'deleted' RETURNING u",
+				2, argtypes, values, NULL, false, 0, SPI_OK_UPDATE_RETURNING);
+	deleted = SPI_processed > 0;
+	if (deleted && row != NULL)
+		*row = first_column();
+	SPI_freetuptable(SPI_tuptable);
+	*found = deleted;
+	if (deleted)
+		return true;
 	UserlifeRun(&exists_plan,
-			  "SELECT 1 FROM userlife.users u WHERE u.partner = $1 AND u.external_id = $2",
-			  2, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
+				"SELECT 1 FROM userlife.users u WHERE u.partner = $1 AND u.external_id = $2",
+				2, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
 	*found = SPI_processed > 0;
-	return (Datum) 0;
+	SPI_freetuptable(SPI_tuptable);
+	return false;
 }
 
 /* LifecycleDelete: soft-deletes one user (a no-op when deleted); returns the row */
@@ -1187,12 +1203,13 @@ Datum
 LifecycleDelete(Oid caller, const char *partner, const char *external_id, const char *reason)
 {
 	UserRow		u;
-	Datum		result;
+	Datum		result = (Datum) 0;
 	bool		found;
 
 	UserlifeBeginWrite(caller, reason, "delete");
 	CurrentWrite.lifecycle_path = true;
-	result = soft_delete(partner, external_id, &found);
+	if (!soft_delete(partner, external_id, &result, &found))
+		result = (Datum) 0;
 	UserlifeEndWrite();
 	if (result == (Datum) 0)
 	{
@@ -1218,16 +1235,74 @@ userlife_delete_user(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(result);
 }
 
-/* delete_users(partner, external_ids, reason): one result row per input, in order */
+/*
+ * lock_delete_batch
+ *		Locks every existing user of the batch in user_id order before any
+ *		is changed.  Two calls over overlapping ids, in whatever input
+ *		order, then take their row locks in the same order, so one waits
+ *		for the other instead of both deadlocking halfway (the LockRows
+ *		node runs above the sort, so rows are locked in sorted order).
+ *		Ids that match nothing (NULL, empty, too long) simply lock nothing.
+ */
+static void
+lock_delete_batch(const char *partner, ArrayType *ids)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {TEXTOID, TEXTARRAYOID};
+	Datum		values[2];
+
+	values[0] = CStringGetTextDatum(partner);
+	values[1] = PointerGetDatum(ids);
+	UserlifeRun(&plan,
+				"SELECT u.user_id FROM userlife.users u"
+				" WHERE u.partner = $1 AND u.external_id OPERATOR(pg_catalog.=) ANY ($2)"
+				" ORDER BY u.user_id FOR NO KEY UPDATE OF u",
+				2, argtypes, values, NULL, false, 0, SPI_OK_SELECT);
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * delete_one
+ *		The result of soft-deleting one item of a delete_users batch.
+ */
+static int
+delete_one(const char *partner, Datum elem, bool isnull)
+{
+	char	   *external_id;
+	int			len;
+	bool		found = false;
+
+	if (isnull)
+		return DELETE_NOT_FOUND;
+	external_id = TextDatumGetCString(elem);
+	len = strlen(external_id);
+	/* longer than any stored external_id can be: no need to look it up */
+	if (len == 0 || len > USERLIFE_MAX_EXTERNAL_ID * MAX_MULTIBYTE_CHAR_LEN)
+		return DELETE_NOT_FOUND;
+	if (soft_delete(partner, external_id, NULL, &found))
+		return DELETE_DONE;
+	return found ? DELETE_ALREADY : DELETE_NOT_FOUND;
+}
+
+/*
+ * delete_users(partner, external_ids, reason): one result row per input, in
+ * order.  At most DELETE_USERS_MAX ids.  Each item runs in a memory context
+ * reset after it, and frees its statements' results, so the memory used is
+ * that of one item whatever the batch.
+ */
 Datum
 userlife_delete_users(PG_FUNCTION_ARGS)
 {
+	static const char *const result_names[3] = {"deleted", "already_deleted", "not_found"};
 	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	AccessScope scope;
 	ArrayType  *ids;
 	Datum	   *elems;
 	bool	   *enulls;
+	Datum		results[3];
+	MemoryContext item_cxt;
+	MemoryContext outer_cxt;
 	int			n;
 	int			i;
 
@@ -1238,40 +1313,41 @@ userlife_delete_users(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("external_ids must be a one-dimensional array")));
+	n = ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids));
+	if (n > DELETE_USERS_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("too many external_ids for delete_users"),
+				 errdetail("A batch has at most %d ids; %d were given.", DELETE_USERS_MAX, n),
+				 errhint("Split the ids into several calls.")));
 	deconstruct_array(ids, TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &n);
+	for (i = 0; i < 3; i++)
+		results[i] = CStringGetTextDatum(result_names[i]);
 	InitMaterializedSRF(fcinfo, 0);
 
 	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
 	require_partner(partner);
+	lock_delete_batch(partner, ids);
+	outer_cxt = CurrentMemoryContext;
+	item_cxt = AllocSetContextCreate(outer_cxt, "delete_users item", ALLOCSET_DEFAULT_SIZES);
 	UserlifeBeginWrite(scope.caller, UserlifeOptionalText(fcinfo, 2), "delete");
 	CurrentWrite.lifecycle_path = true;
 	for (i = 0; i < n; i++)
 	{
 		Datum		out[2];
-		bool		outnull[2] = {false, false};
-		const char *res = "not_found";
+		bool		outnull[2] = {enulls[i], false};
 
-		if (enulls[i])
-			outnull[0] = true;
-		else
-		{
-			char	   *external_id = TextDatumGetCString(elems[i]);
-			bool		found = false;
-			int			len = strlen(external_id);
-
-			out[0] = elems[i];
-			if (len > 0 && len <= USERLIFE_MAX_EXTERNAL_ID * 4)
-			{
-				if (soft_delete(partner, external_id, &found) != (Datum) 0)
-					res = "deleted";
-				else if (found)
-					res = "already_deleted";
-			}
-		}
-		out[1] = CStringGetTextDatum(res);
+		CHECK_FOR_INTERRUPTS();
+		/* an SPI call leaves the SPI procedure context current: switch back per item */
+		MemoryContextSwitchTo(item_cxt);
+		out[0] = elems[i];
+		out[1] = results[delete_one(partner, elems[i], enulls[i])];
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnull);
+		MemoryContextSwitchTo(outer_cxt);
+		MemoryContextReset(item_cxt);
 	}
 	UserlifeEndWrite();
+	MemoryContextDelete(item_cxt);
 	AccessLeave(&scope);
 	return (Datum) 0;
 }

@@ -14,6 +14,14 @@
  * concurrent purges never wait on each other or on users being changed by
  * live traffic; the batch size bounds how long its row locks are held.
  *
+ * Isolation: one user whose purge fails (a DBA's foreign key into users, a
+ * trigger of theirs) must not stop the others, so users are purged in
+ * subtransactions (see purge_rows), a failing one is skipped with a
+ * WARNING and recorded in userlife.purge_failures, and users that failed
+ * are picked after the others.  Memory: each user is purged in an SPI
+ * connection of its own and a memory context reset after it, so a batch
+ * uses the memory of one user plus the picked ids.
+ *
  * Pace: with userlife.purge_rate_limit set, purge_expired sleeps between
  * users so that it removes at most that many per second.  A purge is CPU
  * work beside live traffic; on a machine whose cores the traffic already
@@ -25,12 +33,15 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "userlife.h"
@@ -43,6 +54,16 @@ PG_FUNCTION_INFO_V1(userlife_run_maintenance);
 PG_FUNCTION_INFO_V1(userlife_schedule_maintenance);
 
 #define DEFAULT_BATCH 1000
+
+/* users purged in one subtransaction while none of them fails */
+#define PURGE_GROUP 64
+
+/* what pace_purge needs: when the call started, how many users it has done */
+typedef struct PurgePace
+{
+	TimestampTz started;
+	uint64		done;
+} PurgePace;
 
 
 /*
@@ -83,64 +104,254 @@ purge_user(Oid caller, Datum user_id, const char *action, const char *reason)
 
 /*
  * pace_purge
- *		Sleeps until done users purged since started keep to
- *		userlife.purge_rate_limit.  The sleep ends early on a cancel or
- *		a shutdown request.
+ *		Counts one more user and sleeps until the users purged since the
+ *		call started keep to userlife.purge_rate_limit.  The sleep ends
+ *		early on a cancel or a shutdown request.
  */
 static void
-pace_purge(TimestampTz started, uint64 done)
+pace_purge(PurgePace *pace)
 {
 	int64		due_us;
 	int64		elapsed_us;
 	long		wait_ms;
 
-	if (userlife_purge_rate_limit <= 0)
-		return;
-	due_us = (int64) ((double) done * USECS_PER_SEC / userlife_purge_rate_limit);
-	elapsed_us = GetCurrentTimestamp() - started;
-	wait_ms = (long) ((due_us - elapsed_us) / 1000);
-	if (wait_ms > 0)
+	pace->done++;
+	if (userlife_purge_rate_limit > 0)
 	{
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 wait_ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		due_us = (int64) ((double) pace->done * USECS_PER_SEC / userlife_purge_rate_limit);
+		elapsed_us = GetCurrentTimestamp() - pace->started;
+		wait_ms = (long) ((due_us - elapsed_us) / 1000);
+		if (wait_ms > 0)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 wait_ms, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
 	}
 	CHECK_FOR_INTERRUPTS();
 }
 
 /*
- * purge_expired
- *		Purges up to batch_size users past purge_after and not on legal
- *		hold; returns how many.  Must run inside AccessEnter.
+ * record_purge_failure
+ *		Remembers that the user's purge failed, so that the next calls take
+ *		the other users due first.  Runs in the caller's transaction, after
+ *		the failed purge was rolled back.  Only the SQLSTATE is kept: the
+ *		message may carry personal data, which must not outlive the user.
  */
-static int64
-purge_expired(Oid caller, int32 batch_size)
+static void
+record_purge_failure(Datum user_id, int sqlerrcode)
 {
-	static SPIPlanPtr pick_plan = NULL;
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {UUIDOID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = user_id;
+	values[1] = CStringGetTextDatum(unpack_sql_state(sqlerrcode));
+	UserlifeRun(&plan,
+		"INSERT INTO userlife.purge_failures AS f (user_id, failed_at, attempts, sqlstate)"
+		" VALUES ($1, pg_catalog.clock_timestamp(), 1, $2)"
+		" ON CONFLICT (user_id) DO UPDATE SET failed_at = excluded.failed_at,"
+		" attempts = f.attempts + 1, sqlstate = excluded.sqlstate",
+		2, argtypes, values, NULL, false, 0, SPI_OK_INSERT);
+}
+
+/*
+ * purge_in_subxact
+ *		Purges the n users of rows (user_id, partner, external_id) in one
+ *		subtransaction, as PL/pgSQL runs a block with an exception handler;
+ *		returns NULL, or the error (copied into cxt) after rolling all n
+ *		back.  A cancel is not a user's failure: it is raised again.  Each
+ *		user is purged in an SPI connection of its own, so what its
+ *		statements leave behind is freed after it; cxt is reset by the
+ *		caller.
+ */
+static ErrorData *
+purge_in_subxact(Oid caller, HeapTuple *rows, TupleDesc desc, int n,
+				 MemoryContext cxt, PurgePace *pace)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		int			i;
+
+		for (i = 0; i < n; i++)
+		{
+			bool		isnull;
+
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			purge_user(caller, SPI_getbinval(rows[i], desc, 1, &isnull),
+					   "purge", "retention period ended");
+			SPI_finish();
+			pace_purge(pace);
+		}
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		/* also pops the SPI connection the purge was in */
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+/*
+ * purge_rows
+ *		Purges the n users of rows, each isolated from the others: a user
+ *		whose purge fails (a DBA's foreign key into users, a trigger of
+ *		theirs) is rolled back alone, reported with a WARNING naming it and
+ *		the error, and remembered; the others are purged.
+ *
+ *		The users go in groups of PURGE_GROUP per subtransaction, and one
+ *		by one only when their group failed.  A committed subtransaction
+ *		keeps 8 kB of memory until the transaction ends (its context, once
+ *		written to by the audit table's statement trigger, stays with the
+ *		parent), and its XID sits in every snapshot taken meanwhile; one per
+ *		user would cost 80 MB and overflow the subtransaction cache for a
+ *		batch of 10,000.
+ */
+static void
+purge_rows(Oid caller, HeapTuple *rows, TupleDesc desc, uint64 n, MemoryContext cxt,
+		   PurgePace *pace, int64 *purged, int64 *failed)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	uint64		start;
+
+	for (start = 0; start < n; start += PURGE_GROUP)
+	{
+		int			size = (int) Min((uint64) PURGE_GROUP, n - start);
+		int			i;
+
+		if (purge_in_subxact(caller, rows + start, desc, size, cxt, pace) == NULL)
+		{
+			*purged += size;
+			MemoryContextReset(cxt);
+			continue;
+		}
+		MemoryContextReset(cxt);
+		for (i = 0; i < size; i++)
+		{
+			HeapTuple	row = rows[start + i];
+			ErrorData  *edata = purge_in_subxact(caller, &row, desc, 1, cxt, pace);
+			bool		isnull;
+
+			if (edata == NULL)
+				(*purged)++;
+			else
+			{
+				/* the message and the failure's record: in cxt, not the SPI procedure's */
+				MemoryContextSwitchTo(cxt);
+				ereport(WARNING,
+						(errcode(ERRCODE_WARNING),
+						 errmsg("could not purge user \"%s\" of partner \"%s\": %s",
+								SPI_getvalue(row, desc, 3), SPI_getvalue(row, desc, 2),
+								edata->message),
+						 errdetail("The error was SQLSTATE %s%s%s",
+								   unpack_sql_state(edata->sqlerrcode),
+								   edata->detail ? ": " : ".", edata->detail ? edata->detail : ""),
+						 errhint("The user stays deleted; purge_expired tries it again after the other users due for purge.")));
+				record_purge_failure(SPI_getbinval(row, desc, 1, &isnull), edata->sqlerrcode);
+				(*failed)++;
+			}
+			MemoryContextSwitchTo(outer);
+			MemoryContextReset(cxt);
+		}
+	}
+}
+
+/*
+ * pick_due
+ *		Locks up to limit users due for purge with one of the pick
+ *		statements; returns their result table (user_id, partner,
+ *		external_id), freed by the caller.
+ */
+static SPITupleTable *
+pick_due(SPIPlanPtr *plan, const char *sql, int32 limit, uint64 *n)
+{
 	Oid			argtypes[1] = {INT4OID};
 	Datum		values[1];
-	SPITupleTable *batch;
-	uint64		n;
-	uint64		i;
-	TimestampTz started = GetCurrentTimestamp();
 
-	values[0] = Int32GetDatum(batch_size);
-	UserlifeRun(&pick_plan,
-		"SELECT u.user_id FROM userlife.users u "
-		"WHERE u.status = 'deleted' AND u.purge_after <= pg_catalog.now() AND NOT u.legal_hold "
-		"ORDER BY u.purge_after LIMIT $1 FOR UPDATE SKIP LOCKED",
-		1, argtypes, values, NULL, false, 0, SPI_OK_SELECT);
-	batch = SPI_tuptable;
-	n = SPI_processed;
-	for (i = 0; i < n; i++)
+	values[0] = Int32GetDatum(limit);
+	UserlifeRun(plan, sql, 1, argtypes, values, NULL, false, 0, SPI_OK_SELECT);
+	*n = SPI_processed;
+	return SPI_tuptable;
+}
+
+/* a user due for purge; a failure older than the current deletion does not count */
+#define DUE_FOR_PURGE \
+	"u.status = 'deleted' AND u.purge_after <= pg_catalog.now() AND NOT u.legal_hold"
+#define FAILED_THIS_DELETION \
+	"f.user_id = u.user_id" \
+	" AND f.failed_at >= coalesce(u.deleted_at, '-infinity'::pg_catalog.timestamptz)"
+
+/*
+ * purge_expired
+ *		Purges up to batch_size users past purge_after and not on legal
+ *		hold; counts the purged and the failed ones.  Must run inside
+ *		AccessEnter.
+ *
+ *		Users whose purge failed before go last: first the others, oldest
+ *		purge_after first, then, if the batch has room, the failed ones,
+ *		longest since their failure first.  Ordering by purge_after alone,
+ *		a user that cannot be purged would be first in every call and, with
+ *		a batch of one, stop all purging; remembering failures only for the
+ *		rest of a call would retry it first in every call, which pg_cron
+ *		starts afresh.  Both picks lock with SKIP LOCKED before anything is
+ *		purged, so a user that fails in this call is not picked twice.
+ */
+static void
+purge_expired(Oid caller, int32 batch_size, int64 *purged, int64 *failed)
+{
+	static SPIPlanPtr fresh_plan = NULL;
+	static SPIPlanPtr failed_plan = NULL;
+	SPITupleTable *picks[2] = {NULL, NULL};
+	uint64		counts[2] = {0, 0};
+	MemoryContext cxt;
+	PurgePace	pace;
+	int			p;
+
+	*purged = 0;
+	*failed = 0;
+	pace.started = GetCurrentTimestamp();
+	pace.done = 0;
+	picks[0] = pick_due(&fresh_plan,
+		"SELECT u.user_id, u.partner, u.external_id FROM userlife.users u "
+		"WHERE " DUE_FOR_PURGE
+		" AND NOT EXISTS (SELECT 1 FROM userlife.purge_failures f WHERE " FAILED_THIS_DELETION ") "
+		"ORDER BY u.purge_after LIMIT $1 FOR UPDATE OF u SKIP LOCKED",
+		batch_size, &counts[0]);
+	if (counts[0] < (uint64) batch_size)
+		picks[1] = pick_due(&failed_plan,
+			"SELECT u.user_id, u.partner, u.external_id"
+			" FROM userlife.purge_failures f JOIN userlife.users u ON " FAILED_THIS_DELETION
+			" WHERE " DUE_FOR_PURGE
+			" ORDER BY f.failed_at LIMIT $1 FOR UPDATE OF u SKIP LOCKED",
+			batch_size - (int32) counts[0], &counts[1]);
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "purge_expired user", ALLOCSET_DEFAULT_SIZES);
+	for (p = 0; p < 2; p++)
 	{
-		bool		isnull;
-
-		purge_user(caller, SPI_getbinval(batch->vals[i], batch->tupdesc, 1, &isnull),
-				   "purge", "retention period ended");
-		pace_purge(started, i + 1);
+		if (picks[p] == NULL)
+			continue;
+		purge_rows(caller, picks[p]->vals, picks[p]->tupdesc, counts[p], cxt, &pace, purged, failed);
+		SPI_freetuptable(picks[p]);
 	}
-	return (int64) n;
+	MemoryContextDelete(cxt);
 }
 
 static int32
@@ -162,9 +373,10 @@ userlife_purge_expired(PG_FUNCTION_ARGS)
 	int32		batch_size = batch_size_arg(fcinfo, 0);
 	AccessScope scope;
 	int64		purged;
+	int64		failed;
 
 	AccessEnter(&scope, ACCESS_OWNER, NULL);
-	purged = purge_expired(scope.caller, batch_size);
+	purge_expired(scope.caller, batch_size, &purged, &failed);
 	AccessLeave(&scope);
 	PG_RETURN_INT64(purged);
 }
@@ -316,6 +528,7 @@ userlife_run_maintenance(PG_FUNCTION_ARGS)
 	JsonbValue *res;
 	int64		suspensions;
 	int64		purged;
+	int64		purge_failed;
 	int64		events;
 	int64		signatures;
 	Jsonb	   *built;
@@ -323,13 +536,14 @@ userlife_run_maintenance(PG_FUNCTION_ARGS)
 
 	AccessEnter(&scope, ACCESS_OWNER, NULL);
 	suspensions = end_due_suspensions(scope.caller, batch_size);
-	purged = purge_expired(scope.caller, batch_size);
+	purge_expired(scope.caller, batch_size, &purged, &purge_failed);
 	events = drop_delivered_events();
 	signatures = SignatureForgetExpired();
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	push_count(&state, "suspensions_ended", suspensions);
 	push_count(&state, "users_purged", purged);
+	push_count(&state, "purge_failed", purge_failed);
 	push_count(&state, "events_dropped", events);
 	push_count(&state, "signatures_forgotten", signatures);
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
