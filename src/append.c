@@ -31,6 +31,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/relation.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
 #include "access/table.h"
@@ -108,28 +109,33 @@ static AppendTarget audit_target = {"audit", audit_shape, AUDIT_NATTS, true, Inv
 static AppendTarget events_target = {"events", events_shape, EVENTS_NATTS, true, InvalidOid, InvalidOid, false, false};
 static AppendTarget search_target = {"user_search", search_shape, 3, false, InvalidOid, InvalidOid, false, false};
 
+/*
+ * forget_target: the table is looked up by name again, not only checked
+ * again: an invalidation may mean it was dropped (DROP EXTENSION, then
+ * CREATE EXTENSION makes a table of the same name with another OID).
+ */
 static void
 forget_target(AppendTarget *t, Oid relid)
 {
 	if (relid == InvalidOid || relid == t->relid)
 	{
 		t->checked = false;
-		if (relid == InvalidOid)
-			t->relid = InvalidOid;
+		t->relid = InvalidOid;
 	}
 }
 
 static void
 reset_targets(Datum arg, Oid relid)
 {
-	forget_target(&audit_target, relid);
-	forget_target(&events_target, relid);
-	forget_target(&search_target, relid);
+	/* before forget_target clears the audit table's OID */
 	if (relid == InvalidOid || relid == head_index || relid == audit_target.relid)
 	{
 		head_index_checked = false;
 		head_index = InvalidOid;
 	}
+	forget_target(&audit_target, relid);
+	forget_target(&events_target, relid);
+	forget_target(&search_target, relid);
 	if (relid == InvalidOid || relid == tombstone_index || relid == tombstone_relid)
 	{
 		tombstone_index_checked = false;
@@ -202,7 +208,14 @@ open_target(AppendTarget *t, Relation *rel)
 		t->relid = UserlifeRelid(t->relname);
 		t->checked = false;
 	}
-	*rel = table_open(t->relid, RowExclusiveLock);
+	*rel = try_relation_open(t->relid, RowExclusiveLock);
+	if (*rel == NULL)
+	{
+		/* dropped after it was looked up (a concurrent DROP EXTENSION) */
+		t->relid = UserlifeRelid(t->relname);
+		t->checked = false;
+		*rel = table_open(t->relid, RowExclusiveLock);
+	}
 	if (!t->checked)
 	{
 		t->direct_ok = shape_allows_direct(*rel, t);
