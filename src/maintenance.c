@@ -97,8 +97,9 @@ job_name(void)
 
 /*
  * cron_schema
- *		The schema of pg_cron's functions in this database, found by
- *		extension membership; NULL when pg_cron is not installed here.  Must
+ *		The schema of pg_cron's functions and job table in this database,
+ *		found by extension membership; NULL when pg_cron is not installed
+ *		here.  Must
  *		run inside UserlifeSpiConnect.
  */
 static char *
@@ -106,10 +107,16 @@ cron_schema(void)
 {
 	static SPIPlanPtr plan = NULL;
 
+	/* pg_cron's own schema, not its extnamespace: found by schedule()'s membership */
 	UserlifeRun(&plan,
-		"SELECT n.nspname FROM pg_catalog.pg_extension e"
-		" JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
-		" WHERE e.extname = 'pg_cron'",
+		"SELECT n.nspname FROM pg_catalog.pg_depend d"
+		" JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid"
+		" JOIN pg_catalog.pg_proc p ON p.oid = d.objid"
+		" JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+		" WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass"
+		" AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass"
+		" AND d.deptype = 'e' AND e.extname = 'pg_cron'"
+		" AND p.proname = 'schedule' AND p.pronargs = 3",
 		0, NULL, NULL, NULL, true, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return NULL;
