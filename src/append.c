@@ -203,24 +203,32 @@ shape_allows_direct(Relation rel, const AppendTarget *t)
 static bool
 open_target(AppendTarget *t, Relation *rel)
 {
-	if (!OidIsValid(t->relid))
-	{
-		t->relid = UserlifeRelid(t->relname);
-		t->checked = false;
-	}
-	*rel = try_relation_open(t->relid, RowExclusiveLock);
+	Oid			relid = t->relid;
+
+	if (!OidIsValid(relid))
+		relid = UserlifeRelid(t->relname);
+	*rel = try_relation_open(relid, RowExclusiveLock);
 	if (*rel == NULL)
 	{
 		/* dropped after it was looked up (a concurrent DROP EXTENSION) */
-		t->relid = UserlifeRelid(t->relname);
+		relid = UserlifeRelid(t->relname);
+		*rel = table_open(relid, RowExclusiveLock);
+	}
+
+	/*
+	 * Taking the lock reads pending invalidations, which may have cleared
+	 * t->relid and t->checked meanwhile: the relation now open is the truth.
+	 */
+	if (t->relid != relid)
+	{
+		t->relid = relid;
 		t->checked = false;
-		*rel = table_open(t->relid, RowExclusiveLock);
 	}
 	if (!t->checked)
 	{
 		t->direct_ok = shape_allows_direct(*rel, t);
 		if (t->direct_ok && t->has_identity)
-			t->identity_seq = getIdentitySequence(t->relid, 1, false);
+			t->identity_seq = getIdentitySequence(relid, 1, false);
 		t->checked = true;
 	}
 	if (!t->direct_ok)
@@ -396,7 +404,7 @@ AppendReadChainHead(Datum user_id, bytea **row_hash, bool *found)
 	if (!head_index_checked)
 	{
 		/* (user_id, audit_id) */
-		head_index = find_key_index("audit_user_idx", audit_target.relid, 4, UUIDOID, 1, INT8OID);
+		head_index = find_key_index("audit_user_idx", RelationGetRelid(audit_rel), 4, UUIDOID, 1, INT8OID);
 		head_index_checked = true;
 	}
 	if (!OidIsValid(head_index))
@@ -451,9 +459,12 @@ AppendTombstoneExists(const char *partner, const char *external_id, bool *exists
 
 	if (!tombstone_index_checked)
 	{
-		/* (partner, external_id_digest) */
-		tombstone_relid = UserlifeRelid("tombstones");
-		tombstone_index = find_key_index("tombstones_pkey", tombstone_relid, 1, TEXTOID, 2, BYTEAOID);
+		/* (partner, external_id_digest); set together, after the lookup's own invalidations */
+		Oid			relid = UserlifeRelid("tombstones");
+		Oid			indexid = find_key_index("tombstones_pkey", relid, 1, TEXTOID, 2, BYTEAOID);
+
+		tombstone_relid = relid;
+		tombstone_index = indexid;
 		tombstone_index_checked = true;
 	}
 	/* the digest is of the UTF-8 bytes; other server encodings go through SQL */

@@ -150,9 +150,9 @@ no_cron(const char *schedule)
 				 errhint("Install pg_cron (shared_preload_libraries = 'pg_cron', then CREATE EXTENSION pg_cron), or call userlife.run_maintenance() from another scheduler.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("pg_cron runs its jobs from database \"%s\", not from \"%s\"", cron_db, db),
-			 errdetail("A job for this database can only be created by a connection to database \"%s\".",
-					   cron_db),
+			 errmsg("pg_cron is not installed in this database"),
+			 errdetail("pg_cron runs its jobs from database \"%s\"; a job for database \"%s\" can only be created by a connection to that one.",
+					   cron_db, db),
 			 errhint("Connect to database \"%s\" as the role that is to run the job and run: SELECT cron.schedule_in_database(%s, %s, %s, %s);",
 					 cron_db, quote_literal_cstr(job_name()), quote_literal_cstr(schedule),
 					 quote_literal_cstr(JOB_COMMAND), quote_literal_cstr(db))));
@@ -284,8 +284,8 @@ userlife_unschedule_maintenance(PG_FUNCTION_ARGS)
 					 errmsg("pg_cron is not installed in this database")));
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("pg_cron runs its jobs from database \"%s\", not from \"%s\"",
-						cron_db, get_database_name(MyDatabaseId)),
+				 errmsg("pg_cron is not installed in this database"),
+				 errdetail("pg_cron keeps its jobs in database \"%s\".", cron_db),
 				 errhint("Connect to database \"%s\" as the role that scheduled the job and run: SELECT cron.unschedule(%s);",
 						 cron_db, quote_literal_cstr(job_name()))));
 	}
@@ -476,15 +476,13 @@ userlife_drop_guard(PG_FUNCTION_ARGS)
 	if (drops_userlife(trigdata->parsetree, ext))
 	{
 		refuse_under_hold();
+		/*
+		 * A job kept in pg_cron's database, when that is another one, is out
+		 * of reach; its command then runs nothing (see JOB_COMMAND).
+		 */
 		schema = cron_schema();
 		if (schema != NULL)
 			(void) remove_jobs(schema);
-		else if (cron_elsewhere() != NULL)
-			ereport(NOTICE,
-					(errmsg("a maintenance job of this database, if any, is kept in database \"%s\"",
-							cron_elsewhere()),
-					 errhint("Remove it there with: SELECT cron.unschedule(%s);",
-							 quote_literal_cstr(job_name()))));
 	}
 	SetUserIdAndSecContext(saved_user, saved_sec_context);
 	UserlifeSpiFinish();
