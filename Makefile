@@ -12,6 +12,7 @@ OBJS = \
 	src/events.o \
 	src/lifecycle.o \
 	src/listing.o \
+	src/maintenance.o \
 	src/retention.o \
 	src/search.o \
 	src/signature.o

@@ -53,7 +53,10 @@ RESET userlife.purge_rate_limit;
 SELECT userlife.purge_expired(10);
 SELECT userlife.run_maintenance(-1);
 \echo :LAST_ERROR_SQLSTATE
+-- terse: the hint names this database and where pg_cron runs (test/scripts/cron.sh checks it)
+\set VERBOSITY terse
 SELECT userlife.schedule_maintenance();
+\set VERBOSITY default
 \echo :LAST_ERROR_SQLSTATE
 
 -- the audit is append-only

@@ -31,6 +31,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/relation.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
 #include "access/table.h"
@@ -115,29 +116,34 @@ static AppendTarget events_target = {"events", events_shape, EVENTS_NATTS, true,
 static AppendTarget search_target = {"user_search", search_shape, 3, false, InvalidOid, InvalidOid, false, false};
 static AppendTarget keys_target = {"audit_keys", keys_shape, 2, false, InvalidOid, InvalidOid, false, false};
 
+/*
+ * forget_target: the table is looked up by name again, not only checked
+ * again: an invalidation may mean it was dropped (DROP EXTENSION, then
+ * CREATE EXTENSION makes a table of the same name with another OID).
+ */
 static void
 forget_target(AppendTarget *t, Oid relid)
 {
 	if (relid == InvalidOid || relid == t->relid)
 	{
 		t->checked = false;
-		if (relid == InvalidOid)
-			t->relid = InvalidOid;
+		t->relid = InvalidOid;
 	}
 }
 
 static void
 reset_targets(Datum arg, Oid relid)
 {
-	forget_target(&audit_target, relid);
-	forget_target(&events_target, relid);
-	forget_target(&search_target, relid);
-	forget_target(&keys_target, relid);
+	/* before forget_target clears the audit table's OID */
 	if (relid == InvalidOid || relid == head_index || relid == audit_target.relid)
 	{
 		head_index_checked = false;
 		head_index = InvalidOid;
 	}
+	forget_target(&audit_target, relid);
+	forget_target(&events_target, relid);
+	forget_target(&search_target, relid);
+	forget_target(&keys_target, relid);
 	if (relid == InvalidOid || relid == tombstone_index || relid == tombstone_relid)
 	{
 		tombstone_index_checked = false;
@@ -205,17 +211,32 @@ shape_allows_direct(Relation rel, const AppendTarget *t)
 static bool
 open_target(AppendTarget *t, Relation *rel)
 {
-	if (!OidIsValid(t->relid))
+	Oid			relid = t->relid;
+
+	if (!OidIsValid(relid))
+		relid = UserlifeRelid(t->relname);
+	*rel = try_relation_open(relid, RowExclusiveLock);
+	if (*rel == NULL)
 	{
-		t->relid = UserlifeRelid(t->relname);
+		/* dropped after it was looked up (a concurrent DROP EXTENSION) */
+		relid = UserlifeRelid(t->relname);
+		*rel = table_open(relid, RowExclusiveLock);
+	}
+
+	/*
+	 * Taking the lock reads pending invalidations, which may have cleared
+	 * t->relid and t->checked meanwhile: the relation now open is the truth.
+	 */
+	if (t->relid != relid)
+	{
+		t->relid = relid;
 		t->checked = false;
 	}
-	*rel = table_open(t->relid, RowExclusiveLock);
 	if (!t->checked)
 	{
 		t->direct_ok = shape_allows_direct(*rel, t);
 		if (t->direct_ok && t->has_identity)
-			t->identity_seq = getIdentitySequence(t->relid, 1, false);
+			t->identity_seq = getIdentitySequence(relid, 1, false);
 		t->checked = true;
 	}
 	if (!t->direct_ok)
@@ -411,7 +432,7 @@ AppendReadChainHead(Datum user_id, bytea **row_hash, bool *found)
 	if (!head_index_checked)
 	{
 		/* (user_id, audit_id) */
-		head_index = find_key_index("audit_user_idx", audit_target.relid, 4, UUIDOID, 1, INT8OID);
+		head_index = find_key_index("audit_user_idx", RelationGetRelid(audit_rel), 4, UUIDOID, 1, INT8OID);
 		head_index_checked = true;
 	}
 	if (!OidIsValid(head_index))
@@ -466,9 +487,12 @@ AppendTombstoneExists(const char *partner, const char *external_id, bool *exists
 
 	if (!tombstone_index_checked)
 	{
-		/* (partner, external_id_digest) */
-		tombstone_relid = UserlifeRelid("tombstones");
-		tombstone_index = find_key_index("tombstones_pkey", tombstone_relid, 1, TEXTOID, 2, BYTEAOID);
+		/* (partner, external_id_digest); set together, after the lookup's own invalidations */
+		Oid			relid = UserlifeRelid("tombstones");
+		Oid			indexid = find_key_index("tombstones_pkey", relid, 1, TEXTOID, 2, BYTEAOID);
+
+		tombstone_relid = relid;
+		tombstone_index = indexid;
 		tombstone_index_checked = true;
 	}
 	/* the digest is of the UTF-8 bytes; other server encodings go through SQL */

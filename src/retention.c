@@ -51,7 +51,6 @@ PG_FUNCTION_INFO_V1(userlife_set_legal_hold);
 PG_FUNCTION_INFO_V1(userlife_purge_expired);
 PG_FUNCTION_INFO_V1(userlife_erase_user);
 PG_FUNCTION_INFO_V1(userlife_run_maintenance);
-PG_FUNCTION_INFO_V1(userlife_schedule_maintenance);
 
 #define DEFAULT_BATCH 1000
 
@@ -552,53 +551,4 @@ userlife_run_maintenance(PG_FUNCTION_ARGS)
 	memcpy(result, built, VARSIZE(built));
 	AccessLeave(&scope);
 	PG_RETURN_JSONB_P(result);
-}
-
-/*
- * schedule_maintenance(schedule): registers run_maintenance with pg_cron,
- * found through the extension's members wherever it is installed; 55000
- * without it.
- */
-Datum
-userlife_schedule_maintenance(PG_FUNCTION_ARGS)
-{
-	static SPIPlanPtr find_plan = NULL;
-	char	   *schedule = PG_ARGISNULL(0) ? "*/5 * * * *" : text_to_cstring(PG_GETARG_TEXT_PP(0));
-	AccessScope scope;
-	char	   *cron_schema;
-	char	   *sql;
-	Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[3];
-	bool		isnull;
-	int64		job_id;
-	int			rc;
-
-	AccessEnter(&scope, ACCESS_OWNER, NULL);
-	/* pg_cron keeps its functions in a schema of its own: find schedule() by membership */
-	UserlifeRun(&find_plan,
-		"SELECT n.nspname FROM pg_catalog.pg_depend d"
-		" JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid"
-		" JOIN pg_catalog.pg_proc p ON p.oid = d.objid"
-		" JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
-		" WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass"
-		" AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass"
-		" AND d.deptype = 'e' AND e.extname = 'pg_cron'"
-		" AND p.proname = 'schedule' AND p.pronargs = 3",
-		0, NULL, NULL, NULL, true, 1, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("pg_cron is not installed in this database"),
-				 errhint("Install pg_cron (shared_preload_libraries = 'pg_cron', then CREATE EXTENSION pg_cron), or call userlife.run_maintenance() from another scheduler.")));
-	cron_schema = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	sql = psprintf("SELECT %s.schedule($1, $2, $3)", quote_identifier(cron_schema));
-	values[0] = CStringGetTextDatum("userlife-maintenance");
-	values[1] = CStringGetTextDatum(schedule);
-	values[2] = CStringGetTextDatum("SELECT userlife.run_maintenance()");
-	rc = SPI_execute_with_args(sql, 3, argtypes, values, NULL, false, 1);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "cron.schedule failed");
-	job_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	AccessLeave(&scope);
-	PG_RETURN_INT64(job_id);
 }

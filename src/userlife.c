@@ -8,6 +8,15 @@
  * reset by a relcache callback when userlife.users or userlife.transitions
  * is invalidated (which DROP EXTENSION does), never by time.
  *
+ * Kept plans: every plan prepared through UserlifePreparePlan is recorded
+ * with the address of the static that holds it.  When the schema userlife
+ * goes or comes (DROP EXTENSION, CREATE EXTENSION, pg_restore --clean),
+ * the statics are cleared so that the next call prepares its statement
+ * again: the plan cache would re-analyse a statement whose tables were
+ * dropped, but not one whose parameter types were (a rule merge binds
+ * userlife.user_status by OID).  A cleared plan may still be running in an
+ * outer call, so it is only freed at the end of the transaction.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -55,8 +64,18 @@ static Oid	transitions_relid = InvalidOid;
 static Oid	status_typid = InvalidOid;
 static Oid	status_enum_oids[USER_STATUS_COUNT];
 
+/* the schema userlife as last looked up, and its pg_namespace cache hash */
+static Oid	schema_oid = InvalidOid;
+static uint32 schema_hash = 0;
+
+/* the statics holding kept plans, and the plans cleared but maybe in use */
+static List *plan_slots = NIL;
+static List *retired_plans = NIL;
+
 static bool check_default_retention(char **newval, void **extra, GucSource source);
 static void reset_catalog_cache(Datum arg, Oid relid);
+static void schema_changed(Datum arg, int cacheid, uint32 hashvalue);
+static void free_retired_plans(XactEvent event, void *arg);
 static void reset_write_context_xact(XactEvent event, void *arg);
 static void reset_write_context_subxact(SubXactEvent event, SubTransactionId mySubid,
 										SubTransactionId parentSubid, void *arg);
@@ -113,7 +132,9 @@ _PG_init(void)
 	MarkGUCPrefixReserved("userlife");
 
 	CacheRegisterRelcacheCallback(reset_catalog_cache, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, schema_changed, (Datum) 0);
 	RegisterXactCallback(reset_write_context_xact, NULL);
+	RegisterXactCallback(free_retired_plans, NULL);
 	RegisterSubXactCallback(reset_write_context_subxact, NULL);
 
 	AccessInit();
@@ -171,6 +192,60 @@ reset_catalog_cache(Datum arg, Oid relid)
 		transitions_relid = InvalidOid;
 		status_typid = InvalidOid;
 	}
+}
+
+/*
+ * schema_changed
+ *		pg_namespace changed.  When the entry is the schema userlife (or
+ *		the change cannot be told apart, hash 0, or the schema was never
+ *		looked up), the extension may have been dropped or created: forget
+ *		every cached OID and clear every kept plan.  An invalidation
+ *		callback must not fail or read catalogs, so it only moves pointers.
+ */
+static void
+schema_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	ListCell   *lc;
+
+	if (hashvalue != 0 && OidIsValid(schema_oid) && hashvalue != schema_hash)
+		return;
+	schema_oid = InvalidOid;
+	users_relid = InvalidOid;
+	transitions_relid = InvalidOid;
+	status_typid = InvalidOid;
+	foreach(lc, plan_slots)
+	{
+		SPIPlanPtr *slot = (SPIPlanPtr *) lfirst(lc);
+
+		if (*slot != NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			retired_plans = lappend(retired_plans, *slot);
+			MemoryContextSwitchTo(old);
+			*slot = NULL;
+		}
+	}
+}
+
+/*
+ * free_retired_plans: at the end of the top-level transaction no statement
+ * of ours runs any more, so the plans cleared by schema_changed can go.
+ */
+static void
+free_retired_plans(XactEvent event, void *arg)
+{
+	List	   *plans = retired_plans;
+	ListCell   *lc;
+
+	if (plans == NIL || (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+						 event != XACT_EVENT_PARALLEL_COMMIT &&
+						 event != XACT_EVENT_PARALLEL_ABORT && event != XACT_EVENT_PREPARE))
+		return;
+	retired_plans = NIL;
+	foreach(lc, plans)
+		SPI_freeplan((SPIPlanPtr) lfirst(lc));
+	list_free(plans);
 }
 
 static void
@@ -234,16 +309,52 @@ UserlifeEndWrite(void)
 	memset(&CurrentWrite, 0, sizeof(CurrentWrite));
 }
 
+/* remember_schema: the OID of schema userlife, noting its cache hash for schema_changed */
+static Oid
+remember_schema(void)
+{
+	Oid			nsp = get_namespace_oid(USERLIFE_SCHEMA, true);
+
+	if (OidIsValid(nsp) && nsp != schema_oid)
+	{
+		schema_hash = GetSysCacheHashValue1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+		schema_oid = nsp;
+	}
+	return nsp;
+}
+
 static Oid
 userlife_namespace(void)
 {
-	Oid			nsp = get_namespace_oid(USERLIFE_SCHEMA, true);
+	Oid			nsp = remember_schema();
 
 	if (!OidIsValid(nsp))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension \"userlife\" is not installed in this database")));
 	return nsp;
+}
+
+/*
+ * keep_plan
+ *		Keeps a freshly prepared plan in *cache and records the static, so
+ *		that schema_changed can clear it.
+ */
+static void
+keep_plan(SPIPlanPtr *cache, SPIPlanPtr plan)
+{
+	MemoryContext old;
+
+	(void) remember_schema();	/* so that schema_changed knows its hash */
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	if (!list_member_ptr(plan_slots, cache))
+	{
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		plan_slots = lappend(plan_slots, cache);
+		MemoryContextSwitchTo(old);
+	}
+	*cache = plan;
 }
 
 /* UserlifeRelid: OID of table userlife.<relname>; 55000 when it is missing */
@@ -464,9 +575,7 @@ UserlifePreparePlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
 				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		*cache = plan;
+		keep_plan(cache, plan);
 	}
 	return *cache;
 }
@@ -489,9 +598,7 @@ UserlifePrepareCustomPlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *ar
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
 				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		*cache = plan;
+		keep_plan(cache, plan);
 	}
 	return *cache;
 }
