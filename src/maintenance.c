@@ -30,6 +30,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
@@ -44,6 +45,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_func.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -57,6 +59,8 @@
 PG_FUNCTION_INFO_V1(userlife_schedule_maintenance);
 PG_FUNCTION_INFO_V1(userlife_unschedule_maintenance);
 PG_FUNCTION_INFO_V1(userlife_users_truncate_guard);
+
+static ProcessUtility_hook_type prev_utility_hook = NULL;
 PG_FUNCTION_INFO_V1(userlife_drop_guard);
 
 #define JOB_PREFIX "userlife-maintenance:"
@@ -294,6 +298,17 @@ userlife_unschedule_maintenance(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(n > 0);
 }
 
+/* refuse_truncate: the one answer to a TRUNCATE that would empty users */
+static void
+refuse_truncate(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("TRUNCATE of table \"userlife.users\" is not allowed"),
+			 errdetail("Users leave through their lifecycle, which writes the audit, keeps a tombstone and honours legal holds."),
+			 errhint("Delete users with userlife.delete_user() and purge them with userlife.purge_expired(), or erase one at once with userlife.erase_user().")));
+}
+
 /* users_truncate_guard: BEFORE TRUNCATE on users, enabled ALWAYS */
 Datum
 userlife_users_truncate_guard(PG_FUNCTION_ARGS)
@@ -304,12 +319,74 @@ userlife_users_truncate_guard(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("userlife.users_truncate_guard can only be called as a TRUNCATE trigger")));
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("TRUNCATE of table \"userlife.users\" is not allowed"),
-			 errdetail("Users leave through their lifecycle, which writes the audit, keeps a tombstone and honours legal holds."),
-			 errhint("Delete users with userlife.delete_user() and purge them with userlife.purge_expired(), or erase one at once with userlife.erase_user().")));
+	refuse_truncate();
 	PG_RETURN_NULL();
+}
+
+/*
+ * truncate_guard_fires
+ *		Whether users_truncate_guard would fire in this session: a superuser
+ *		who disabled it has switched the whole guard off, early form included.
+ */
+static bool
+truncate_guard_fires(Oid users)
+{
+	Relation	rel = table_open(users, AccessShareLock);
+	TriggerDesc *td = rel->trigdesc;
+	bool		fires = false;
+	int			i;
+
+	for (i = 0; td != NULL && i < td->numtriggers; i++)
+	{
+		Trigger    *t = &td->triggers[i];
+
+		if (strcmp(t->tgname, "users_truncate_guard") != 0)
+			continue;
+		fires = t->tgenabled == TRIGGER_FIRES_ALWAYS ||
+			(t->tgenabled == TRIGGER_FIRES_ON_ORIGIN &&
+			 SessionReplicationRole != SESSION_REPLICATION_ROLE_REPLICA) ||
+			(t->tgenabled == TRIGGER_FIRES_ON_REPLICA &&
+			 SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA);
+	}
+	table_close(rel, AccessShareLock);
+	return fires;
+}
+
+/*
+ * truncate_hook
+ *		A TRUNCATE naming userlife.users is refused before PostgreSQL checks
+ *		the foreign keys into it (which would answer 0A000 first).  The
+ *		trigger above covers what this backend cannot see: CASCADE from
+ *		another table, and sessions that have not loaded the library.
+ */
+static void
+truncate_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+			  ProcessUtilityContext context, ParamListInfo params,
+			  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	if (IsA(pstmt->utilityStmt, TruncateStmt))
+	{
+		Oid			nsp = get_namespace_oid(USERLIFE_SCHEMA, true);
+		Oid			users = OidIsValid(nsp) ? get_relname_relid("users", nsp) : InvalidOid;
+		ListCell   *lc;
+
+		foreach(lc, ((TruncateStmt *) pstmt->utilityStmt)->relations)
+			if (OidIsValid(users) &&
+				RangeVarGetRelid((RangeVar *) lfirst(lc), NoLock, true) == users &&
+				truncate_guard_fires(users))
+				refuse_truncate();
+	}
+	if (prev_utility_hook)
+		prev_utility_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+}
+
+void
+MaintenanceInit(void)
+{
+	prev_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = truncate_hook;
 }
 
 /* name_oids: the OIDs of the named extensions or schemas that exist */

@@ -143,6 +143,7 @@ _PG_init(void)
 	AppendInit();
 	LifecycleInit();
 	SearchInit();
+	MaintenanceInit();
 }
 
 /*

@@ -169,6 +169,9 @@ extern Datum LifecycleDelete(Oid caller, const char *partner, const char *extern
 extern Datum LifecycleSetFraudFlag(Oid caller, const char *partner, const char *external_id,
 								   bool is_fraudulent, const char *reason);
 
+/* maintenance.c */
+extern void MaintenanceInit(void);
+
 /* signature.c */
 extern int	userlife_signature_max_age_s;
 extern bool userlife_reject_replayed;

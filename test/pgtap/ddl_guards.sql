@@ -6,7 +6,7 @@
 -- (The job removal and a drop without hold: test/scripts/cron.sh; DROP
 -- SCHEMA public CASCADE and pg_restore --clean: test/scripts/reinstall.sh.)
 BEGIN;
-SELECT plan(22);
+SELECT plan(23);
 SET LOCAL client_min_messages = warning;
 
 SELECT has_function('userlife', 'unschedule_maintenance', ARRAY[]::text[], 'unschedule_maintenance() exists');
@@ -19,6 +19,8 @@ SELECT lives_ok($$SELECT userlife.record_job('ddl', 'D-1', 'kyc')$$, 'a job');
 SELECT throws_ok($$TRUNCATE userlife.users CASCADE$$, '42501',
                  'TRUNCATE of table "userlife.users" is not allowed', 'TRUNCATE users CASCADE: 42501');
 SELECT throws_ok($$TRUNCATE userlife.users, userlife.jobs$$, '42501', NULL, 'TRUNCATE users, jobs: 42501');
+SELECT throws_ok($$TRUNCATE userlife.users$$, '42501', NULL,
+                 'plain TRUNCATE users: 42501, before the foreign keys into it are checked');
 SELECT throws_ok($$TRUNCATE userlife.partners CASCADE$$, '42501', NULL,
                  'TRUNCATE partners CASCADE (reaching users): 42501');
 SET LOCAL session_replication_role = replica;
