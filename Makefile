@@ -13,7 +13,8 @@ OBJS = \
 	src/listing.o \
 	src/retention.o \
 	src/search.o \
-	src/signature.o
+	src/signature.o \
+	src/writectx.o
 
 DATA = $(wildcard $(EXTENSION)--*.sql)
 
