@@ -165,7 +165,7 @@ BEGIN
 END
 $$;
 SELECT results_eq($$SELECT action, reason, db_role FROM pg_temp.last_audit('x1')$$,
-                  $$VALUES ('update'::text, NULL::text, current_user::text)$$,
+                  $$VALUES ('update'::text, NULL::text, current_user::text COLLATE "default")$$,
                   'after a caught failure in an exception block, a direct UPDATE is audited as direct');
 
 SAVEPOINT before_call;
