@@ -235,6 +235,8 @@ WriteCtxEnd(void)
 const WriteFrame *
 WriteCtxCurrent(void)
 {
+	/* a frame never outlives the statement that called its function */
+	Assert(top_frame == NULL || top_frame->exec_level < exec_nested_level);
 	if (top_frame != NULL && top_frame->exec_level + 1 == exec_nested_level)
 		return top_frame;
 	return NULL;

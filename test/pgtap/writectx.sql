@@ -5,10 +5,10 @@
 -- nothing behind when a caller's savepoint or exception block catches a
 -- failed call.
 BEGIN;
-SELECT plan(32);
+SELECT plan(35);
 
 SELECT lives_ok($$SELECT userlife.create_partner('wctx')$$, 'partner');
-SELECT lives_ok($$SELECT userlife.register_user('wctx', u) FROM unnest(ARRAY['e1', 'e2', 'n1', 'n2', 'n3', 'd1', 'r1', 'x1']) u$$,
+SELECT lives_ok($$SELECT userlife.register_user('wctx', u) FROM unnest(ARRAY['e1', 'e2', 'n1', 'n2', 'n3', 'd1', 'r1', 'x1', 's1']) u$$,
                 'users');
 
 -- the audit row a change just wrote
@@ -106,6 +106,30 @@ SELECT results_eq($$SELECT action, db_role FROM pg_temp.last_audit('i1')$$,
 SELECT results_eq($$SELECT action, reason FROM pg_temp.last_audit('n2')$$,
                   $$VALUES ('fraud_flag'::text, 'flag on register'::text)$$, 'the nested change has its own reason');
 DROP TRIGGER a_dba_nest_insert ON userlife.users;
+
+-- inside a signed request: the request's actor is not lent to the nested call
+SELECT length(userlife.issue_api_key('wctx')) > 0;
+CREATE FUNCTION pg_temp.dba_nest_signed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.partner = 'wctx' AND NEW.external_id = 's1' AND OLD.status IS DISTINCT FROM NEW.status THEN
+		PERFORM userlife.set_fraud_flag('wctx', 'n2', NOT (SELECT is_fraudulent FROM userlife.users
+			WHERE partner = 'wctx' AND external_id = 'n2'), 'nested in a request');
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER a_dba_nest_signed BEFORE UPDATE ON userlife.users
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.dba_nest_signed();
+SELECT lives_ok($$SELECT userlife.enrollee_request(
+	jsonb_build_object('partner_id', 'wctx', 'user_id', 's1', 'environment', 'production',
+	                   'email', 'ops@wctx.test', 'active', false)
+	|| userlife.generate_signature('wctx', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')))$$,
+                'a signed request whose write fires a trigger calling a userlife function');
+SELECT results_eq($$SELECT action, actor FROM pg_temp.last_audit('s1')$$,
+                  $$VALUES ('status'::text, 'ops@wctx.test'::text)$$, 'the request''s change records its actor');
+SELECT results_eq($$SELECT reason, actor FROM pg_temp.last_audit('n2')$$,
+                  $$VALUES ('nested in a request'::text, NULL::text)$$, 'the nested change does not');
+DROP TRIGGER a_dba_nest_signed ON userlife.users;
 
 ------------------------------------------------------------------------
 -- a direct statement a DBA trigger runs during a function's write is direct
