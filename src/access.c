@@ -164,6 +164,20 @@ AccessLeave(AccessScope *scope)
 	SetUserIdAndSecContext(scope->saved_user, scope->saved_sec_context);
 }
 
+/*
+ * AccessIsEntered: whether we run between AccessEnter and AccessLeave, for
+ * the Assert()s of the functions that must
+ */
+bool
+AccessIsEntered(void)
+{
+	Oid			user;
+	int			sec_context;
+
+	GetUserIdAndSecContext(&user, &sec_context);
+	return (sec_context & SECURITY_LOCAL_USERID_CHANGE) != 0 && user == extension_owner();
+}
+
 static void
 change_binding(FunctionCallInfo fcinfo, bool bind)
 {

@@ -56,6 +56,7 @@
 
 #include "userlife.h"
 #include "chain.h"
+#include "writectx.h"
 
 PG_FUNCTION_INFO_V1(userlife_users_guard);
 PG_FUNCTION_INFO_V1(userlife_users_audit_insert);
@@ -112,18 +113,22 @@ static SPIPlanPtr head_plan = NULL;
 
 /* notification state of this backend */
 static bool notified_in_xact = false;
+static SubTransactionId notified_subid = InvalidSubTransactionId;	/* queued it */
 static TimestampTz last_notify_at = 0;
 static TimestampTz last_notify_before_xact = 0;
 
 
 static void reset_attnums(Datum arg, Oid relid);
 static void notify_xact_callback(XactEvent event, void *arg);
+static void notify_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+									SubTransactionId parentSubid, void *arg);
 
 void
 AuditInit(void)
 {
 	CacheRegisterRelcacheCallback(reset_attnums, (Datum) 0);
 	RegisterXactCallback(notify_xact_callback, NULL);
+	RegisterSubXactCallback(notify_subxact_callback, NULL);
 }
 
 static void
@@ -151,6 +156,27 @@ notify_xact_callback(XactEvent event, void *arg)
 		default:
 			break;
 	}
+}
+
+/*
+ * notify_subxact_callback
+ *		The notification belongs to the subtransaction that queued it:
+ *		PostgreSQL drops it when that subtransaction (or an ancestor) aborts,
+ *		and the next change of the transaction must queue it again.
+ */
+static void
+notify_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	if (!notified_in_xact)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB && notified_subid >= mySubid)
+	{
+		notified_in_xact = false;
+		last_notify_at = last_notify_before_xact;
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB && notified_subid == mySubid)
+		notified_subid = parentSubid;
 }
 
 static void
@@ -522,7 +548,8 @@ event_payload(const AuditRecord *rec)
  * maybe_notify
  *		Queues the wake-up notification at most once per transaction and
  *		per userlife.notify_interval; PostgreSQL delivers it at commit and
- *		drops it on rollback.
+ *		drops it on rollback, of the transaction or of the subtransaction
+ *		that queued it.
  */
 static void
 maybe_notify(const char *partner)
@@ -537,6 +564,7 @@ maybe_notify(const char *partner)
 		return;
 	Async_Notify("userlife_events", partner);
 	notified_in_xact = true;
+	notified_subid = GetCurrentSubTransactionId();
 	last_notify_at = now;
 }
 
@@ -645,6 +673,7 @@ append_audit(AuditRecord *rec, Datum user_id)
 static void
 fill_identity(AuditRecord *rec, HeapTuple tup, TupleDesc desc, const char *action)
 {
+	const WriteFrame *w = WriteCtxCurrent();
 	bool		isnull;
 
 	rec->at = GetCurrentTransactionStartTimestamp();
@@ -652,9 +681,9 @@ fill_identity(AuditRecord *rec, HeapTuple tup, TupleDesc desc, const char *actio
 	rec->user_id = col_uuid(tup, desc, COL_USER_ID);
 	rec->external_id = col_text(tup, desc, COL_EXTERNAL_ID);
 	rec->action = action;
-	rec->db_role = GetUserNameFromId(CurrentWrite.active ? CurrentWrite.caller : GetUserId(), false);
-	if (CurrentWrite.active && CurrentWrite.actor != NULL)
-		rec->actor = CurrentWrite.actor;
+	rec->db_role = GetUserNameFromId(w ? w->caller : GetUserId(), false);
+	if (w && w->actor != NULL)
+		rec->actor = w->actor;
 	else if (userlife_actor != NULL && userlife_actor[0] != '\0')
 		rec->actor = userlife_actor;
 	else
@@ -744,11 +773,12 @@ static const char *
 check_status_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup,
 					UserStatus from, UserStatus to)
 {
+	const WriteFrame *w = WriteCtxCurrent();
 	const char *reason;
 	bool		requires_reason = false;
 
-	if (CurrentWrite.active)
-		reason = UserlifeEffectiveReason(CurrentWrite.reason);
+	if (w)
+		reason = UserlifeEffectiveReason(w->reason);
 	else
 	{
 		bool		onull,
@@ -762,7 +792,7 @@ check_status_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup,
 			reason = UserlifeEffectiveReason(NULL);
 	}
 
-	if (CurrentWrite.active && CurrentWrite.lifecycle_path)
+	if (w && w->lifecycle_path)
 		return reason;
 	if (from == USER_DELETED || to == USER_DELETED)
 		ereport_as_caller(ERROR,
@@ -822,7 +852,8 @@ guard_insert(TriggerData *trigdata, TupleDesc desc)
 	bool		isnull;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	UserStatus	status;
-	bool		lifecycle = CurrentWrite.active && CurrentWrite.lifecycle_path;
+	const WriteFrame *w = WriteCtxCurrent();
+	bool		lifecycle = w && w->lifecycle_path;
 
 	require_identity(newtup, desc);
 	status = UserlifeStatusFromDatum(col(newtup, desc, COL_STATUS, &isnull));
@@ -882,7 +913,8 @@ guard_update(TriggerData *trigdata, TupleDesc desc)
 				nnull;
 	UserStatus	from;
 	UserStatus	to;
-	bool		lifecycle = CurrentWrite.active && CurrentWrite.lifecycle_path;
+	const WriteFrame *w = WriteCtxCurrent();
+	bool		lifecycle = w && w->lifecycle_path;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	const char *status_reason = NULL;
 	AuditRecord rec;
@@ -938,12 +970,12 @@ guard_update(TriggerData *trigdata, TupleDesc desc)
 		return NULL;			/* nothing changed: suppress the update */
 
 	fill_identity(&rec, newtup, desc,
-				  (CurrentWrite.active && CurrentWrite.action) ? CurrentWrite.action :
+				  (w && w->action) ? w->action :
 				  infer_action(desc, oldtup, newtup, from, to));
 	if (from != to)
 		rec.reason = status_reason;
 	else
-		rec.reason = UserlifeEffectiveReason(CurrentWrite.active ? CurrentWrite.reason : NULL);
+		rec.reason = UserlifeEffectiveReason(w ? w->reason : NULL);
 
 	user_id = col(oldtup, desc, COL_USER_ID, &isnull);
 	o = col(oldtup, desc, COL_AUDIT_HEAD, &onull);
@@ -974,6 +1006,7 @@ static HeapTuple
 guard_delete(TriggerData *trigdata, TupleDesc desc)
 {
 	HeapTuple	oldtup = trigdata->tg_trigtuple;
+	const WriteFrame *w = WriteCtxCurrent();
 	AuditRecord rec;
 	bool		isnull;
 	bool		hnull;
@@ -988,9 +1021,8 @@ guard_delete(TriggerData *trigdata, TupleDesc desc)
 				 errhint("Release the hold with userlife.set_legal_hold() first.")));
 
 	memset(&rec, 0, sizeof(rec));
-	fill_identity(&rec, oldtup, desc,
-				  (CurrentWrite.active && CurrentWrite.action) ? CurrentWrite.action : "erase");
-	rec.reason = UserlifeEffectiveReason(CurrentWrite.active ? CurrentWrite.reason : NULL);
+	fill_identity(&rec, oldtup, desc, (w && w->action) ? w->action : "erase");
+	rec.reason = UserlifeEffectiveReason(w ? w->reason : NULL);
 	rec.nchanged = 0;
 	rec.old_values = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	rec.new_values = rec.old_values;
@@ -1038,18 +1070,18 @@ userlife_users_audit_insert(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = check_trigger_call(fcinfo, "userlife.users_audit_insert");
 	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
 	HeapTuple	newtup = trigdata->tg_trigtuple;
+	const WriteFrame *w = WriteCtxCurrent();
 	AuditRecord rec;
 	bool		isnull;
 	Datum		user_id;
 	bool		reenroll;
 
 	load_attnums(trigdata->tg_relation);
-	reenroll = CurrentWrite.active && CurrentWrite.action &&
-		strcmp(CurrentWrite.action, "reenroll") == 0;
+	reenroll = w && w->action && strcmp(w->action, "reenroll") == 0;
 	memset(&rec, 0, sizeof(rec));
 	diff_rows(&rec, desc, NULL, newtup);
 	fill_identity(&rec, newtup, desc, reenroll ? "reenroll" : "register");
-	rec.reason = UserlifeEffectiveReason(CurrentWrite.active ? CurrentWrite.reason : NULL);
+	rec.reason = UserlifeEffectiveReason(w ? w->reason : NULL);
 	user_id = col(newtup, desc, COL_USER_ID, &isnull);
 
 	/* a re-enrolled tombstone keeps its user_id, so its chain goes on */

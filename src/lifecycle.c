@@ -7,7 +7,7 @@
  *
  * Every function: checks its arguments (22004/22023), enters through
  * AccessEnter (role, partner binding, switch to the extension owner),
- * announces its write with UserlifeBeginWrite so the users triggers audit
+ * announces its write with WriteCtxBegin so the users triggers audit
  * it with the right action, reason and db_role, and writes with prepared
  * statements kept for the life of the backend.  Rows are locked with
  * FOR NO KEY UPDATE before they are judged, so two sessions changing one
@@ -39,6 +39,7 @@
 #include "utils/timestamp.h"
 
 #include "userlife.h"
+#include "writectx.h"
 
 PG_FUNCTION_INFO_V1(userlife_transitions_changed);
 PG_FUNCTION_INFO_V1(userlife_create_partner);
@@ -341,6 +342,7 @@ UserlifeGetUserRow(const char *partner, const char *external_id)
 {
 	UserRow		u;
 
+	Assert(AccessIsEntered());
 	require_user(partner, external_id, LOCK_NONE, &u);
 	return SPI_datumTransfer(u.row, false, -1);
 }
@@ -401,7 +403,7 @@ check_tags(ArrayType *tags)
 static Datum
 finish_user_result(AccessScope *scope, Datum row)
 {
-	UserlifeEndWrite();
+	WriteCtxEnd();
 	AccessLeave(scope);
 	return row;
 }
@@ -616,7 +618,7 @@ userlife_register_user(PG_FUNCTION_ARGS)
 	 * (ON CONFLICT); each of those cases takes the path below, which finds
 	 * out which and answers accordingly.
 	 */
-	UserlifeBeginWrite(scope.caller, NULL, NULL);
+	WriteCtxBegin(scope.caller, NULL, NULL, WRITE_PLAIN);
 	UserlifeRun(&new_user_plan,
 			  "INSERT INTO userlife.users AS u (user_id, partner, external_id, display_name, email,"
 			  " metadata, tags, status, enrollment_count) "
@@ -653,7 +655,7 @@ userlife_register_user(PG_FUNCTION_ARGS)
 		}
 		PG_RETURN_DATUM(finish_user_result(&scope, result));
 	}
-	UserlifeEndWrite();
+	WriteCtxEnd();
 
 	if (external_id != NULL && fetch_user(partner, external_id, LOCK_UPDATE, &u))
 	{
@@ -663,8 +665,7 @@ userlife_register_user(PG_FUNCTION_ARGS)
 		if (email != NULL)
 			require_email_free(partner, email, u.user_id, true);
 		values[7] = u.user_id;
-		UserlifeBeginWrite(scope.caller, NULL, "reenroll");
-		CurrentWrite.lifecycle_path = true;
+		WriteCtxBegin(scope.caller, NULL, "reenroll", WRITE_LIFECYCLE);
 		result = run_user_update(&reenroll_plan,
 								 "UPDATE userlife.users u SET display_name = $3, email = $4,"
 								 " metadata = $5, tags = $6, status = 'active', suspended_until = NULL,"
@@ -705,11 +706,10 @@ userlife_register_user(PG_FUNCTION_ARGS)
 	if (from_tombstone)
 	{
 		values[6] = CStringGetTextDatum("active");
-		UserlifeBeginWrite(scope.caller, NULL, "reenroll");
-		CurrentWrite.lifecycle_path = true;
+		WriteCtxBegin(scope.caller, NULL, "reenroll", WRITE_LIFECYCLE);
 	}
 	else
-		UserlifeBeginWrite(scope.caller, NULL, NULL);
+		WriteCtxBegin(scope.caller, NULL, NULL, WRITE_PLAIN);
 	{
 		Oid			iargtypes[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID,
 		TEXTOID, UUIDOID, INT4OID};
@@ -745,12 +745,12 @@ LifecycleAllowReenroll(Oid caller, const char *partner, const char *external_id,
 	values[2] = BoolGetDatum(allow);
 	if (fetch_user(partner, external_id, LOCK_UPDATE, &u))
 	{
-		UserlifeBeginWrite(caller, reason, NULL);
+		WriteCtxBegin(caller, reason, NULL, WRITE_PLAIN);
 		(void) run_user_update(&user_plan,
 							   "UPDATE userlife.users u SET allow_new_enroll = $3 "
 							   "WHERE u.partner = $1 AND u.external_id = $2 RETURNING u",
 							   3, argtypes, values, NULL);
-		UserlifeEndWrite();
+		WriteCtxEnd();
 	}
 	else
 	{
@@ -942,7 +942,7 @@ userlife_update_user(PG_FUNCTION_ARGS)
 	nulls[4] = PG_ARGISNULL(5) ? 'n' : ' ';
 	values[5] = BoolGetDatum(!PG_ARGISNULL(2));
 
-	UserlifeBeginWrite(scope.caller, NULL, NULL);
+	WriteCtxBegin(scope.caller, NULL, NULL, WRITE_PLAIN);
 	result = run_user_update(&plan,
 							 "UPDATE userlife.users u SET"
 							 " display_name = CASE WHEN $6 THEN $2 ELSE u.display_name END,"
@@ -982,7 +982,7 @@ userlife_mark_verified(PG_FUNCTION_ARGS)
 				 errdetail("Verified attributes are recorded once per enrollment.")));
 	values[0] = u.user_id;
 	values[1] = PG_GETARG_DATUM(2);
-	UserlifeBeginWrite(scope.caller, NULL, "verify");
+	WriteCtxBegin(scope.caller, NULL, "verify", WRITE_PLAIN);
 	result = run_user_update(&plan,
 							 "UPDATE userlife.users u SET verified_at = pg_catalog.now(),"
 							 " verified_attributes = $2 WHERE u.user_id = $1 RETURNING u",
@@ -1034,14 +1034,14 @@ LifecycleChangeStatus(Oid caller, const char *partner, const char *external_id,
 	values[2] = CStringGetTextDatum(UserStatusNames[status]);
 	values[3] = has_until ? TimestampTzGetDatum(until) : (Datum) 0;
 	nulls[3] = has_until ? ' ' : 'n';
-	UserlifeBeginWrite(caller, reason, NULL);
+	WriteCtxBegin(caller, reason, NULL, WRITE_PLAIN);
 	result = run_user_update(&plan,
 							 "UPDATE userlife.users u SET status = $3::userlife.user_status,"
 							 " suspended_until = $4 "
 							 "WHERE u.partner = $1 AND u.external_id = $2"
 							 " AND u.status <> $3::userlife.user_status RETURNING u",
 							 4, argtypes, values, nulls);
-	UserlifeEndWrite();
+	WriteCtxEnd();
 	if (result == (Datum) 0)
 	{
 		/* the user already has that status, or does not exist */
@@ -1119,13 +1119,13 @@ LifecycleSetFraudFlag(Oid caller, const char *partner, const char *external_id,
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(external_id);
 	values[2] = BoolGetDatum(is_fraudulent);
-	UserlifeBeginWrite(caller, reason, "fraud_flag");
+	WriteCtxBegin(caller, reason, "fraud_flag", WRITE_PLAIN);
 	result = run_user_update(&plan,
 							 "UPDATE userlife.users u SET is_fraudulent = $3 "
 							 "WHERE u.partner = $1 AND u.external_id = $2"
 							 " AND u.is_fraudulent <> $3 RETURNING u",
 							 3, argtypes, values, NULL);
-	UserlifeEndWrite();
+	WriteCtxEnd();
 	if (result == (Datum) 0)
 	{
 		require_user(partner, external_id, LOCK_NONE, &u);
@@ -1206,11 +1206,10 @@ LifecycleDelete(Oid caller, const char *partner, const char *external_id, const 
 	Datum		result = (Datum) 0;
 	bool		found;
 
-	UserlifeBeginWrite(caller, reason, "delete");
-	CurrentWrite.lifecycle_path = true;
+	WriteCtxBegin(caller, reason, "delete", WRITE_LIFECYCLE);
 	if (!soft_delete(partner, external_id, &result, &found))
 		result = (Datum) 0;
-	UserlifeEndWrite();
+	WriteCtxEnd();
 	if (result == (Datum) 0)
 	{
 		require_user(partner, external_id, LOCK_NONE, &u);
@@ -1330,8 +1329,7 @@ userlife_delete_users(PG_FUNCTION_ARGS)
 	lock_delete_batch(partner, ids);
 	outer_cxt = CurrentMemoryContext;
 	item_cxt = AllocSetContextCreate(outer_cxt, "delete_users item", ALLOCSET_DEFAULT_SIZES);
-	UserlifeBeginWrite(scope.caller, UserlifeOptionalText(fcinfo, 2), "delete");
-	CurrentWrite.lifecycle_path = true;
+	WriteCtxBegin(scope.caller, UserlifeOptionalText(fcinfo, 2), "delete", WRITE_LIFECYCLE);
 	for (i = 0; i < n; i++)
 	{
 		Datum		out[2];
@@ -1346,7 +1344,7 @@ userlife_delete_users(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(outer_cxt);
 		MemoryContextReset(item_cxt);
 	}
-	UserlifeEndWrite();
+	WriteCtxEnd();
 	MemoryContextDelete(item_cxt);
 	AccessLeave(&scope);
 	return (Datum) 0;
@@ -1380,8 +1378,7 @@ userlife_restore_user(PG_FUNCTION_ARGS)
 				 errmsg("retention window is over"),
 				 errdetail("The user's retention period has ended; it is due for purge.")));
 	values[0] = u.user_id;
-	UserlifeBeginWrite(scope.caller, UserlifeOptionalText(fcinfo, 2), "restore");
-	CurrentWrite.lifecycle_path = true;
+	WriteCtxBegin(scope.caller, UserlifeOptionalText(fcinfo, 2), "restore", WRITE_LIFECYCLE);
 	result = run_user_update(&plan,
 							 "UPDATE userlife.users u SET status = 'inactive', deleted_at = NULL,"
 							 " purge_after = NULL WHERE u.user_id = $1 RETURNING u",

@@ -46,6 +46,7 @@
 
 #include "userlife.h"
 #include "chain.h"
+#include "writectx.h"
 
 PG_FUNCTION_INFO_V1(userlife_set_legal_hold);
 PG_FUNCTION_INFO_V1(userlife_purge_expired);
@@ -79,8 +80,7 @@ purge_user(Oid caller, Datum user_id, const char *action, const char *reason)
 	Oid			argtypes[2] = {UUIDOID, BYTEAOID};
 	Datum		values[2] = {user_id, (Datum) 0};
 
-	UserlifeBeginWrite(caller, reason, action);
-	CurrentWrite.lifecycle_path = true;
+	WriteCtxBegin(caller, reason, action, WRITE_LIFECYCLE);
 	/* the tombstone first: it reads what the delete removes */
 	UserlifeRun(&tombstone_plan,
 		"INSERT INTO userlife.tombstones AS t (partner, external_id_digest, user_id, enrollment_count)"
@@ -94,7 +94,7 @@ purge_user(Oid caller, Datum user_id, const char *action, const char *reason)
 		1, argtypes, values, NULL, false, 0, SPI_OK_DELETE);
 	if (SPI_processed != 1)
 		elog(ERROR, "purge deleted %d users", (int) SPI_processed);
-	UserlifeEndWrite();
+	WriteCtxEnd();
 	/* the tombstone keeps the chain head (as redaction leaves it), so a removed tail is detected */
 	values[1] = PointerGetDatum(ChainRedactUser(user_id));
 	UserlifeRun(&head_plan, "UPDATE userlife.tombstones t SET audit_head = $2 WHERE t.user_id = $1",
@@ -440,7 +440,7 @@ userlife_set_legal_hold(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(external_id);
 	values[2] = PG_GETARG_DATUM(2);
-	UserlifeBeginWrite(scope.caller, reason, "legal_hold");
+	WriteCtxBegin(scope.caller, reason, "legal_hold", WRITE_PLAIN);
 	UserlifeRun(&plan,
 		"UPDATE userlife.users u SET legal_hold = $3 "
 		"WHERE u.partner = $1 AND u.external_id = $2 AND u.legal_hold <> $3 RETURNING u",
@@ -454,7 +454,7 @@ userlife_set_legal_hold(PG_FUNCTION_ARGS)
 	}
 	else
 		result = UserlifeGetUserRow(partner, external_id);
-	UserlifeEndWrite();
+	WriteCtxEnd();
 	AccessLeave(&scope);
 	PG_RETURN_DATUM(result);
 }
@@ -473,8 +473,7 @@ end_due_suspensions(Oid caller, int32 batch_size)
 	int64		n;
 
 	values[0] = Int32GetDatum(batch_size);
-	UserlifeBeginWrite(caller, "suspension expired", "status");
-	CurrentWrite.lifecycle_path = true;
+	WriteCtxBegin(caller, "suspension expired", "status", WRITE_LIFECYCLE);
 	UserlifeRun(&plan,
 		"UPDATE userlife.users u SET status = 'active' WHERE u.user_id IN ("
 		" SELECT s.user_id FROM userlife.users s"
@@ -482,7 +481,7 @@ end_due_suspensions(Oid caller, int32 batch_size)
 		" LIMIT $1 FOR UPDATE SKIP LOCKED)",
 		1, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
 	n = (int64) SPI_processed;
-	UserlifeEndWrite();
+	WriteCtxEnd();
 	return n;
 }
 

@@ -41,6 +41,7 @@
 #include "utils/timestamp.h"
 
 #include "userlife.h"
+#include "writectx.h"
 
 PG_FUNCTION_INFO_V1(userlife_issue_api_key);
 PG_FUNCTION_INFO_V1(userlife_generate_signature);
@@ -616,7 +617,9 @@ userlife_enrollee_request(PG_FUNCTION_ARGS)
 				 errdetail("The signature does not match any valid %s key of partner \"%s\".",
 						   req.environment, req.partner)));
 
-	UserlifeRequestActor = req.email;
+	/* one write around the operations: they record the request's actor */
+	WriteCtxBegin(scope.caller, reason, NULL, WRITE_PLAIN);
+	WriteCtxSetActor(req.email);
 	if (req.allow_new_enroll >= 0)
 		(void) LifecycleAllowReenroll(scope.caller, req.partner, req.user_id,
 									  req.allow_new_enroll == 1, reason);
@@ -628,7 +631,7 @@ userlife_enrollee_request(PG_FUNCTION_ARGS)
 	if (req.is_fraudulent >= 0)
 		(void) LifecycleSetFraudFlag(scope.caller, req.partner, req.user_id,
 									 req.is_fraudulent == 1, reason);
-	UserlifeRequestActor = NULL;
+	WriteCtxEnd();
 
 	values[0] = CStringGetTextDatum(req.partner);
 	values[1] = CStringGetTextDatum(req.user_id);

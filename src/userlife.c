@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * userlife.c
- *		Module entry point: settings, the write context, catalog lookups
- *		and the argument checks every SQL-callable function shares.
+ *		Module entry point: settings, catalog lookups and the argument
+ *		checks every SQL-callable function shares.
  *
  * Memory: cached OIDs and enum labels live in static variables and are
  * reset by a relcache callback when userlife.users or userlife.transitions
@@ -40,6 +40,7 @@
 
 #include "userlife.h"
 #include "chain.h"
+#include "writectx.h"
 
 PG_MODULE_MAGIC;
 
@@ -55,9 +56,6 @@ char	   *userlife_default_retention = NULL;
 bool		userlife_notify = true;
 int			userlife_notify_interval_ms = 100;
 int			userlife_purge_rate_limit = 0;
-
-WriteContext CurrentWrite;
-const char *UserlifeRequestActor = NULL;
 
 static Oid	users_relid = InvalidOid;
 static Oid	transitions_relid = InvalidOid;
@@ -76,9 +74,6 @@ static bool check_default_retention(char **newval, void **extra, GucSource sourc
 static void reset_catalog_cache(Datum arg, Oid relid);
 static void schema_changed(Datum arg, int cacheid, uint32 hashvalue);
 static void free_retired_plans(XactEvent event, void *arg);
-static void reset_write_context_xact(XactEvent event, void *arg);
-static void reset_write_context_subxact(SubXactEvent event, SubTransactionId mySubid,
-										SubTransactionId parentSubid, void *arg);
 
 /*
  * _PG_init
@@ -133,10 +128,9 @@ _PG_init(void)
 
 	CacheRegisterRelcacheCallback(reset_catalog_cache, (Datum) 0);
 	CacheRegisterSyscacheCallback(NAMESPACEOID, schema_changed, (Datum) 0);
-	RegisterXactCallback(reset_write_context_xact, NULL);
 	RegisterXactCallback(free_retired_plans, NULL);
-	RegisterSubXactCallback(reset_write_context_subxact, NULL);
 
+	WriteCtxInit();
 	AccessInit();
 	AuditInit();
 	ChainInit();
@@ -247,67 +241,6 @@ free_retired_plans(XactEvent event, void *arg)
 	foreach(lc, plans)
 		SPI_freeplan((SPIPlanPtr) lfirst(lc));
 	list_free(plans);
-}
-
-static void
-reset_write_context_xact(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
-		event == XACT_EVENT_COMMIT || event == XACT_EVENT_PREPARE)
-	{
-		memset(&CurrentWrite, 0, sizeof(CurrentWrite));
-		UserlifeRequestActor = NULL;
-	}
-}
-
-static void
-reset_write_context_subxact(SubXactEvent event, SubTransactionId mySubid,
-							SubTransactionId parentSubid, void *arg)
-{
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-	{
-		memset(&CurrentWrite, 0, sizeof(CurrentWrite));
-		UserlifeRequestActor = NULL;
-	}
-}
-
-/*
- * UserlifeBeginWrite
- *		Announces to the users triggers the write the caller is about to make.
- *		The caller must call UserlifeEndWrite once the write is done; an error
- *		in between is cleaned up by the abort callbacks.
- */
-void
-UserlifeBeginWrite(Oid caller, const char *reason, const char *action)
-{
-	CurrentWrite.active = true;
-	CurrentWrite.caller = caller;
-	CurrentWrite.reason = reason;
-	CurrentWrite.actor = UserlifeRequestActor;
-	CurrentWrite.action = action;
-	CurrentWrite.lifecycle_path = false;
-	CurrentWrite.caller_context = error_context_stack;
-}
-
-/*
- * UserlifeReportAsCaller
- *		Called by the triggers just before they raise an error meant for the
- *		user: when the change comes from one of our functions, the error is
- *		reported in the context of that function's call, not of the internal
- *		statement it ran.  The error unwinds the stack, and every PG_TRY on
- *		the way restores its own error_context_stack.
- */
-void
-UserlifeReportAsCaller(void)
-{
-	if (CurrentWrite.active)
-		error_context_stack = CurrentWrite.caller_context;
-}
-
-void
-UserlifeEndWrite(void)
-{
-	memset(&CurrentWrite, 0, sizeof(CurrentWrite));
 }
 
 /* remember_schema: the OID of schema userlife, noting its cache hash for schema_changed */

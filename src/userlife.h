@@ -2,8 +2,7 @@
  *
  * userlife.h
  *		Declarations shared between the concerns of userlife: SQLSTATEs,
- *		settings, the write context handed from SQL functions to the users
- *		triggers, catalog lookups and argument helpers.
+ *		settings, catalog lookups and argument helpers.
  *
  *-------------------------------------------------------------------------
  */
@@ -49,40 +48,7 @@ extern bool userlife_notify;
 extern int	userlife_notify_interval_ms;
 extern int	userlife_purge_rate_limit;
 
-/*
- * What a SQL function tells the users triggers about the write it is about
- * to make: who called (functions write as the extension owner, audit must
- * name the caller), the reason and actor to record, and, where the change
- * alone does not say it, the audit action.  Only one write context is active
- * at a time; it is cleared when the write ends and on (sub)transaction abort.
- */
-typedef struct WriteContext
-{
-	bool		active;
-	Oid			caller;			/* role recorded as db_role */
-	const char *reason;			/* explicit reason, or NULL */
-	const char *actor;			/* overrides userlife.actor, or NULL */
-	const char *action;			/* audit action, or NULL to infer */
-	bool		lifecycle_path; /* may enter/leave 'deleted' */
-	ErrorContextCallback *caller_context;	/* error context of the SQL call */
-} WriteContext;
-
-extern WriteContext CurrentWrite;
-
-/* actor of a signed request, recorded instead of userlife.actor while set */
-extern const char *UserlifeRequestActor;
-
 /* userlife.c: helpers */
-extern void UserlifeBeginWrite(Oid caller, const char *reason, const char *action);
-extern void UserlifeEndWrite(void);
-extern void UserlifeReportAsCaller(void);
-
-/* ereport_as_caller: ereport from a trigger, in the context of our function's call */
-#define ereport_as_caller(...) \
-	do { \
-		UserlifeReportAsCaller(); \
-		ereport(__VA_ARGS__); \
-	} while (0)
 extern Oid	UserlifeRelid(const char *relname);
 extern Oid	UserlifeUsersRelid(void);
 extern Oid	UserlifeTransitionsRelid(void);
@@ -131,6 +97,7 @@ typedef struct AccessScope
 extern void AccessInit(void);
 extern void AccessEnter(AccessScope *scope, AccessLevel level, const char *partner);
 extern void AccessLeave(AccessScope *scope);
+extern bool AccessIsEntered(void);
 extern bool AccessIsPartnerWide(Oid role);
 extern void AccessCheckPartnerBinding(Oid role, const char *partner);
 
