@@ -1013,7 +1013,8 @@ LifecycleChangeStatus(Oid caller, const char *partner, const char *external_id,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"until\" is only allowed with status suspended")));
-	if (has_until && until <= GetCurrentTransactionStartTimestamp())
+	/* future by the clock run_maintenance ends suspensions with, not the transaction's start */
+	if (has_until && until <= GetCurrentTimestamp())
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"until\" must be in the future")));
@@ -1298,7 +1299,12 @@ userlife_restore_user(PG_FUNCTION_ARGS)
 				 errmsg("user is not deleted"),
 				 errdetail("Only a deleted user can be restored; the user is %s.",
 						   UserStatusNames[u.status])));
-	if (!u.purge_after_null && u.purge_after <= GetCurrentTransactionStartTimestamp())
+	/*
+	 * The window closes by the clock: purge may remove the user at any moment
+	 * after purge_after, and a transaction opened before then must not
+	 * restore it later.
+	 */
+	if (!u.purge_after_null && u.purge_after <= GetCurrentTimestamp())
 		ereport(ERROR,
 				(errcode(ERRCODE_USERLIFE_RETENTION_OVER),
 				 errmsg("retention window is over"),

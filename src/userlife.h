@@ -179,6 +179,7 @@ extern Datum LifecycleSetFraudFlag(Oid caller, const char *partner, const char *
 /* signature.c */
 extern int	userlife_signature_max_age_s;
 extern bool userlife_reject_replayed;
+extern bool userlife_require_body_signature;
 extern int64 SignatureForgetExpired(void);
 
 #endif							/* USERLIFE_H */
