@@ -831,8 +831,9 @@ canon_number(StringInfo out, Numeric num)
 	if (isinf(d))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("number %s in a signed body is out of range", text),
-				 errdetail("A number with a fraction is signed as the double precision value it reads as.")));
+				 errmsg("a number in a signed body is out of range"),
+				 errdetail("A number with a fraction is signed as the double precision value it reads as, and %d digits before the point are too many.",
+						   (int) (strchr(text, '.') - text))));
 	canon_float(out, d);
 }
 
