@@ -295,7 +295,7 @@ parse_signed_at(const char *text)
 
 /* decode_signature: the MAC a base64 signature carries; 22023 when not base64 */
 static int
-decode_signature(const char *signature, uint8 *mac)
+decode_signature(const char *signature, uint8 *mac, const char *name)
 {
 	int			len = strlen(signature);
 	char	   *buf;
@@ -313,7 +313,7 @@ decode_signature(const char *signature, uint8 *mac)
 	if (n < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("signature is not valid base64")));
+				 errmsg("%s is not valid base64", name)));
 	return n;
 }
 
@@ -435,9 +435,9 @@ check_signature(const char *partner, const char *signature, const char *signed_a
 	TimestampTz at = parse_signed_at(signed_at);
 	uint8		given[MAC_BYTES] = {0};
 	uint8		given_v2[MAC_BYTES] = {0};
-	bool		given_ok = decode_signature(signature, given) == MAC_BYTES;
+	bool		given_ok = decode_signature(signature, given, "signature") == MAC_BYTES;
 	bool		given_v2_ok = signature_v2 != NULL &&
-		decode_signature(signature_v2, given_v2) == MAC_BYTES;
+		decode_signature(signature_v2, given_v2, "signature_v2") == MAC_BYTES;
 	int64		max_age = (int64) userlife_signature_max_age_s * USECS_PER_SEC;
 	TimestampTz now;
 	bool		match;

@@ -6,7 +6,7 @@
 -- signature stays refused after SET TIME ZONE tricks; only ISO 8601 is a
 -- timestamp (no zone names or abbreviations, no words, no date alone).
 BEGIN;
-SELECT plan(42);
+SELECT plan(47);
 
 SELECT lives_ok($$SELECT userlife.create_partner('sigset')$$, 'partner');
 SELECT lives_ok($$SELECT userlife.issue_api_key('sigset')$$, 'key');
@@ -94,7 +94,7 @@ SET LOCAL IntervalStyle = 'postgres_verbose';
 SET LOCAL extra_float_digits = -15;
 SET LOCAL bytea_output = 'escape';
 SET LOCAL standard_conforming_strings = off;
-SET LOCAL search_path = pg_temp;
+SET LOCAL search_path = pg_temp, public, pg_catalog;
 SELECT is(pg_temp.fresh(), 'accepted', 'all settings odd at once: fresh accepted');
 SELECT is(pg_temp.stale(), 'UL003', 'all settings odd at once: stale refused');
 RESET search_path;
@@ -106,10 +106,14 @@ SELECT is(userlife.verify_signature('sigset',
           'a fresh timestamp written as +14:00 local time verifies under TimeZone ''+14''')
   FROM (SELECT to_char(clock_timestamp() AT TIME ZONE '-14:00', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+14:00' AS t) x;
 SELECT is(userlife.verify_signature('sigset',
-          userlife.generate_signature('sigset', t)->>'signature', t), false,
-          'a 10-minute-old timestamp written with offset -00:10 but meaning UTC is refused')
+          userlife.generate_signature('sigset', t)->>'signature', t), true,
+          'UTC wall-clock time of 10 minutes ago with offset -00:10 names the present: accepted')
   FROM (SELECT to_char((clock_timestamp() - interval '10 minutes') AT TIME ZONE 'UTC',
                        'YYYY-MM-DD"T"HH24:MI:SS.US') || '-00:10' AS t) x;
+SELECT is(userlife.verify_signature('sigset',
+          userlife.generate_signature('sigset', t)->>'signature', t), false,
+          'UTC wall-clock time of now with offset +00:10 names 10 minutes ago: refused')
+  FROM (SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00:10' AS t) x;
 
 -- a used signature, replayed after a time zone trick
 SET LOCAL TIME ZONE 'UTC';
