@@ -1164,9 +1164,15 @@ soft_delete(const char *partner, const char *external_id, bool *found)
 
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(external_id);
+	/*
+	 * The retention is added as UTC calendar time: timestamptz + interval
+	 * would make "30 days" an hour shorter or longer across a daylight
+	 * saving change of the caller's TimeZone.
+	 */
 	result = run_user_update(&plan,
 							 "UPDATE userlife.users u SET status = 'deleted', deleted_at = pg_catalog.now(),"
-							 " purge_after = pg_catalog.now() + p.retention "
+							 " purge_after = pg_catalog.timezone('UTC',"
+							 " pg_catalog.timezone('UTC', pg_catalog.now()) + p.retention) "
 							 "FROM userlife.partners p "
 							 "WHERE p.partner = u.partner AND u.partner = $1 AND u.external_id = $2"
 							 " AND u.status <> 'deleted' RETURNING u",
