@@ -285,10 +285,14 @@ parse_signed_at(const char *text)
 {
 	TimestampTz result;
 
-	if (strlen(text) > 64 || !parse_iso8601(text, &result))
+	int			len = strlen(text);
+
+	/* a long text is quoted only in part: the message is not an echo service */
+	if (len > 64 || !parse_iso8601(text, &result))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid signature timestamp \"%s\"", text),
+				 errmsg("invalid signature timestamp \"%s\"",
+						pnstrdup(text, pg_mbcliplen(text, len, 64))),
 				 errdetail("The timestamp must be an ISO 8601 date and time, such as 2026-01-31T12:00:00Z.")));
 	return result;
 }
