@@ -11,6 +11,18 @@
  * backend in pgcrypto's own schema (never through search_path).  Candidate
  * and expected MACs are compared in constant time.
  *
+ * A request may also carry signature_v2 = base64(HMAC-SHA256(key,
+ * timestamp || "." || canonical body)), which binds the body too; the
+ * canonical body is what Python's json.dumps(sort_keys=True,
+ * separators=(',', ':'), ensure_ascii=False) writes (see canonical_body).
+ *
+ * Nothing here depends on the caller's session: timestamps are read by our
+ * own ISO 8601 reader (no offset means UTC), freshness, key expiry and the
+ * replay window are judged by the clock at the moment of verification (not
+ * by the transaction's start, which the caller picks), and keys and
+ * remembered signatures are read on a fresh snapshot whatever the
+ * isolation level.
+ *
  * Replays: an accepted signature's SHA-256 is remembered in
  * userlife.accepted_signatures until its timestamp leaves the allowed
  * window; a second acceptance finds it (the unique index also serializes
