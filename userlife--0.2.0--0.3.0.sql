@@ -35,6 +35,17 @@ SELECT pg_catalog.pg_extension_config_dump('userlife.audit_keys', '');
 -- Signatures: body-bound signature_v2
 ------------------------------------------------------------------------
 
+CREATE FUNCTION userlife.canonical_body(body jsonb)
+	RETURNS text
+	LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'userlife_canonical_body';
+COMMENT ON FUNCTION userlife.canonical_body(jsonb) IS
+	'the text a signature_v2 covers: the body without signature and signature_v2, keys sorted, no whitespace, as Python''s json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False) writes it';
+REVOKE ALL ON FUNCTION userlife.canonical_body(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION userlife.canonical_body(jsonb)
+	TO userlife_developer, userlife_compliance, userlife_admin, userlife_owner;
+COMMENT ON FUNCTION userlife.enrollee_request(jsonb) IS
+	'a partner''s signed enrollee request (signature, optionally the body-bound signature_v2): verified, then applied in one transaction';
+
 
 ------------------------------------------------------------------------
 -- Privileges, partners and bindings

@@ -25,6 +25,7 @@ PG_FUNCTION_INFO_V1(userlife_claim_events);
 PG_FUNCTION_INFO_V1(userlife_ack_events);
 
 #define MAX_CLAIM 10000
+#define CLAIM_LAPSE_US (5 * 60 * USECS_PER_SEC)
 
 /* which partners' events the caller may see, as SQL over $partner_wide and $role */
 #define PARTNER_VISIBLE(wide, role) \
@@ -40,9 +41,10 @@ userlife_claim_events(PG_FUNCTION_ARGS)
 	char	   *partner = UserlifeOptionalText(fcinfo, 1);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	AccessScope scope;
-	Oid			argtypes[4] = {INT4OID, TEXTOID, BOOLOID, OIDOID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Oid			argtypes[6] = {INT4OID, TEXTOID, BOOLOID, OIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	TimestampTz clock = GetCurrentTimestamp();
 	int			rc;
 
 	if (max_events < 1 || max_events > MAX_CLAIM)
@@ -59,20 +61,27 @@ userlife_claim_events(PG_FUNCTION_ARGS)
 	nulls[1] = partner ? ' ' : 'n';
 	values[2] = BoolGetDatum(AccessIsPartnerWide(scope.caller));
 	values[3] = ObjectIdGetDatum(scope.caller);
+	/*
+	 * Claims are stamped and lapse by the clock: a claim stamped with the
+	 * start of a transaction that had been open for minutes would lapse
+	 * early and hand the event to a second worker.
+	 */
+	values[4] = TimestampTzGetDatum(clock);
+	values[5] = TimestampTzGetDatum(clock - CLAIM_LAPSE_US);
 	rc = SPI_execute_plan(UserlifePreparePlan(&plan,
 											  "WITH picked AS ("
 											  " SELECT e.event_id FROM userlife.events e"
 											  " WHERE e.delivered_at IS NULL"
 											  "  AND (e.claimed_at IS NULL"
-											  "       OR e.claimed_at < pg_catalog.now() - '5 minutes'::pg_catalog.interval)"
+											  "       OR e.claimed_at < $6)"
 											  "  AND ($2::pg_catalog.text IS NULL OR e.partner = $2)"
 											  "  AND " PARTNER_VISIBLE("$3", "$4")
 											  " ORDER BY e.event_id LIMIT $1 FOR UPDATE SKIP LOCKED), "
 											  "claimed AS ("
-											  " UPDATE userlife.events e SET claimed_at = pg_catalog.now()"
+											  " UPDATE userlife.events e SET claimed_at = $5"
 											  " FROM picked WHERE e.event_id = picked.event_id RETURNING e) "
 											  "SELECT c.e FROM claimed c ORDER BY (c.e).event_id",
-											  4, argtypes),
+											  6, argtypes),
 						  values, nulls, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "claim_events failed: %s", SPI_result_code_string(rc));

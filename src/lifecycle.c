@@ -1024,7 +1024,8 @@ LifecycleChangeStatus(Oid caller, const char *partner, const char *external_id,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"until\" is only allowed with status suspended")));
-	if (has_until && until <= GetCurrentTransactionStartTimestamp())
+	/* future by the clock run_maintenance ends suspensions with, not the transaction's start */
+	if (has_until && until <= GetCurrentTimestamp())
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"until\" must be in the future")));
@@ -1176,9 +1177,15 @@ soft_delete(const char *partner, const char *external_id, Datum *row, bool *foun
 
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(external_id);
+	/*
+	 * The retention is added as UTC calendar time: timestamptz + interval
+	 * would make "30 days" an hour shorter or longer across a daylight
+	 * saving change of the caller's TimeZone.
+	 */
 	UserlifeRun(&plan,
 				"UPDATE userlife.users u SET status = 'deleted', deleted_at = pg_catalog.now(),"
-				" purge_after = pg_catalog.now() + p.retention "
+				" purge_after = pg_catalog.timezone('UTC',"
+				" pg_catalog.timezone('UTC', pg_catalog.now()) + p.retention) "
 				"FROM userlife.partners p "
 				"WHERE p.partner = u.partner AND u.partner = $1 AND u.external_id = $2"
 				" AND u.status <> 'deleted' RETURNING u",
@@ -1372,7 +1379,12 @@ userlife_restore_user(PG_FUNCTION_ARGS)
 				 errmsg("user is not deleted"),
 				 errdetail("Only a deleted user can be restored; the user is %s.",
 						   UserStatusNames[u.status])));
-	if (!u.purge_after_null && u.purge_after <= GetCurrentTransactionStartTimestamp())
+	/*
+	 * The window closes by the clock: purge may remove the user at any moment
+	 * after purge_after, and a transaction opened before then must not
+	 * restore it later.
+	 */
+	if (!u.purge_after_null && u.purge_after <= GetCurrentTimestamp())
 		ereport(ERROR,
 				(errcode(ERRCODE_USERLIFE_RETENTION_OVER),
 				 errmsg("retention window is over"),

@@ -468,18 +468,20 @@ static int64
 end_due_suspensions(Oid caller, int32 batch_size)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[1] = {INT4OID};
-	Datum		values[1];
+	Oid			argtypes[2] = {INT4OID, TIMESTAMPTZOID};
+	Datum		values[2];
 	int64		n;
 
 	values[0] = Int32GetDatum(batch_size);
+	/* due by the clock, the same one set_status checks "until" against */
+	values[1] = TimestampTzGetDatum(GetCurrentTimestamp());
 	WriteCtxBegin(caller, "suspension expired", "status", WRITE_LIFECYCLE);
 	UserlifeRun(&plan,
 		"UPDATE userlife.users u SET status = 'active' WHERE u.user_id IN ("
 		" SELECT s.user_id FROM userlife.users s"
-		" WHERE s.suspended_until <= pg_catalog.now() AND s.status = 'suspended'"
+		" WHERE s.suspended_until <= $2 AND s.status = 'suspended'"
 		" LIMIT $1 FOR UPDATE SKIP LOCKED)",
-		1, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
+		2, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
 	n = (int64) SPI_processed;
 	WriteCtxEnd();
 	return n;

@@ -11,6 +11,18 @@
  * backend in pgcrypto's own schema (never through search_path).  Candidate
  * and expected MACs are compared in constant time.
  *
+ * A request may also carry signature_v2 = base64(HMAC-SHA256(key,
+ * timestamp || "." || canonical body)), which binds the body too; the
+ * canonical body is what Python's json.dumps(sort_keys=True,
+ * separators=(',', ':'), ensure_ascii=False) writes (see canonical_body).
+ *
+ * Nothing here depends on the caller's session: timestamps are read by our
+ * own ISO 8601 reader (no offset means UTC), freshness, key expiry and the
+ * replay window are judged by the clock at the moment of verification (not
+ * by the transaction's start, which the caller picks), and keys and
+ * remembered signatures are read on a fresh snapshot whatever the
+ * isolation level.
+ *
  * Replays: an accepted signature's SHA-256 is remembered in
  * userlife.accepted_signatures until its timestamp leaves the allowed
  * window; a second acceptance finds it (the unique index also serializes
@@ -24,10 +36,12 @@
  */
 #include "postgres.h"
 
-#include <ctype.h>
+#include <math.h>
 
 #include "catalog/pg_type.h"
 #include "common/base64.h"
+#include "common/shortest_dec.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/value.h"
@@ -37,6 +51,8 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -47,6 +63,7 @@ PG_FUNCTION_INFO_V1(userlife_issue_api_key);
 PG_FUNCTION_INFO_V1(userlife_generate_signature);
 PG_FUNCTION_INFO_V1(userlife_verify_signature);
 PG_FUNCTION_INFO_V1(userlife_enrollee_request);
+PG_FUNCTION_INFO_V1(userlife_canonical_body);
 
 #define KEY_BYTES 32
 #define MAC_BYTES 32
@@ -54,6 +71,7 @@ PG_FUNCTION_INFO_V1(userlife_enrollee_request);
 
 int			userlife_signature_max_age_s = 300;
 bool		userlife_reject_replayed = true;
+bool		userlife_require_body_signature = false;
 
 static Oid	hmac_oid = InvalidOid;
 static FmgrInfo hmac_finfo;
@@ -63,7 +81,9 @@ typedef enum SignatureVerdict
 	SIGNATURE_OK,
 	SIGNATURE_WRONG,
 	SIGNATURE_EXPIRED,
-	SIGNATURE_REPLAYED
+	SIGNATURE_REPLAYED,
+	SIGNATURE_WRONG_BODY,		/* signature_v2 sent and wrong */
+	SIGNATURE_NO_BODY			/* signature_v2 required and missing */
 } SignatureVerdict;
 
 
@@ -99,21 +119,44 @@ load_hmac(void)
 	hmac_oid = fn;
 }
 
-/* compute_mac: pgcrypto's HMAC-SHA256(key, signed_at || partner || "sid_request") */
+/* hmac_sha256: pgcrypto's HMAC-SHA256 of len bytes of message under the key text */
 static bytea *
-compute_mac(const char *key, const char *signed_at, const char *partner)
+hmac_sha256(const char *key, const char *message, int len)
 {
-	char	   *message = psprintf("%s%s%s", signed_at, partner, SIGNATURE_SUFFIX);
+	bytea	   *data = palloc(VARHDRSZ + len);
 	bytea	   *mac;
 
+	SET_VARSIZE(data, VARHDRSZ + len);
+	memcpy(VARDATA(data), message, len);
 	load_hmac();
 	mac = DatumGetByteaPP(FunctionCall3(&hmac_finfo,
-										PointerGetDatum(cstring_to_text(message)),
+										PointerGetDatum(data),
 										PointerGetDatum(cstring_to_text(key)),
 										PointerGetDatum(cstring_to_text("sha256"))));
 	if (VARSIZE_ANY_EXHDR(mac) != MAC_BYTES)
 		elog(ERROR, "pgcrypto's hmac returned %d bytes", (int) VARSIZE_ANY_EXHDR(mac));
 	return mac;
+}
+
+/* compute_mac: HMAC-SHA256(key, signed_at || partner || "sid_request") */
+static bytea *
+compute_mac(const char *key, const char *signed_at, const char *partner)
+{
+	char	   *message = psprintf("%s%s%s", signed_at, partner, SIGNATURE_SUFFIX);
+
+	return hmac_sha256(key, message, strlen(message));
+}
+
+/*
+ * compute_body_mac: HMAC-SHA256(key, signed_at || "." || canonical body),
+ * the body in UTF-8 whatever the database encoding
+ */
+static bytea *
+compute_body_mac(const char *key, const char *signed_at, const char *body_utf8)
+{
+	char	   *message = psprintf("%s.%s", signed_at, body_utf8);
+
+	return hmac_sha256(key, message, strlen(message));
 }
 
 /* equal_constant_time: compares two MACs without an early exit */
@@ -138,45 +181,138 @@ check_environment(const char *environment)
 				 errdetail("The environment is test or production.")));
 }
 
+/* take_digits: n decimal digits at *p as a number, advancing *p; -1 when not */
+static int
+take_digits(const char **p, int n)
+{
+	int			v = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		char		c = (*p)[i];
+
+		if (c < '0' || c > '9')
+			return -1;
+		v = v * 10 + (c - '0');
+	}
+	*p += n;
+	return v;
+}
+
+/*
+ * parse_utc_offset
+ *		The offset in seconds east of UTC of an ISO 8601 zone designator at
+ *		*p ("Z", "+hh", "+hhmm", "+hh:mm", or nothing, which means UTC).
+ *		Returns false when the text is no zone designator.
+ */
+static bool
+parse_utc_offset(const char *p, int *offset)
+{
+	int			sign;
+	int			hh;
+	int			mm = 0;
+
+	*offset = 0;
+	if (*p == '\0')
+		return true;
+	if ((*p == 'Z' || *p == 'z') && p[1] == '\0')
+		return true;
+	if (*p != '+' && *p != '-')
+		return false;
+	sign = (*p++ == '-') ? -1 : 1;
+	if ((hh = take_digits(&p, 2)) < 0 || hh > 23)
+		return false;
+	if (*p == ':')
+		p++;
+	if (*p != '\0' && ((mm = take_digits(&p, 2)) < 0 || mm > 59))
+		return false;
+	*offset = sign * (hh * 3600 + mm * 60);
+	return *p == '\0';
+}
+
+/*
+ * parse_iso8601
+ *		Reads YYYY-MM-DD(T| )hh:mm[:ss[(.|,)fraction]][zone] into a
+ *		timestamp; false when the text is not that.  Written out here rather
+ *		than handed to the datetime decoder because the decoder reads a time
+ *		without a zone in the session's TimeZone, knows zone abbreviations
+ *		from timezone_abbreviations and words such as "now": all of them
+ *		settings or clocks of the caller.  This reads nothing but the text.
+ */
+static bool
+parse_iso8601(const char *text, TimestampTz *result)
+{
+	const char *p = text;
+	int			year,
+				month,
+				day,
+				hour,
+				minute,
+				second = 0;
+	int64		usec = 0;
+	int			offset;
+	int			ndigits = 0;
+
+	if ((year = take_digits(&p, 4)) < 1 || *p++ != '-' ||
+		(month = take_digits(&p, 2)) < 1 || month > 12 || *p++ != '-' ||
+		(day = take_digits(&p, 2)) < 1 || day > day_tab[isleap(year)][month - 1] ||
+		(*p != 'T' && *p != 't' && *p != ' '))
+		return false;
+	p++;
+	if ((hour = take_digits(&p, 2)) < 0 || hour > 23 || *p++ != ':' ||
+		(minute = take_digits(&p, 2)) < 0 || minute > 59)
+		return false;
+	if (*p == ':')
+	{
+		p++;
+		if ((second = take_digits(&p, 2)) < 0 || second > 59)
+			return false;
+		if (*p == '.' || *p == ',')
+		{
+			/* up to nanoseconds; digits beyond the microsecond are dropped */
+			for (p++; *p >= '0' && *p <= '9'; p++, ndigits++)
+				if (ndigits < 6)
+					usec = usec * 10 + (*p - '0');
+			if (ndigits == 0 || ndigits > 9)
+				return false;
+			for (; ndigits < 6; ndigits++)
+				usec *= 10;
+		}
+	}
+	if (!parse_utc_offset(p, &offset))
+		return false;
+	*result = (TimestampTz) (date2j(year, month, day) - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY +
+		((int64) ((hour * 60 + minute) * 60 + second - offset)) * USECS_PER_SEC + usec;
+	return true;
+}
+
 /*
  * parse_signed_at
- *		The time an ISO 8601 timestamp names; 22023 when it is not one.
- *		Parses with the datetime decoder directly so that a malformed value
- *		is reported as a malformed argument, not as a type input error.
+ *		The time an ISO 8601 timestamp names; 22023 when it is not one.  A
+ *		timestamp without a zone means UTC (SPEC §5.7), whatever TimeZone,
+ *		DateStyle or IntervalStyle the session has.
  */
 static TimestampTz
 parse_signed_at(const char *text)
 {
-	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
-	char	   *field[MAXDATEFIELDS];
-	int			ftype[MAXDATEFIELDS];
-	int			nf;
-	int			dtype;
-	struct pg_tm tt;
-	fsec_t		fsec;
-	int			tz;
 	TimestampTz result;
 
-	/* ISO 8601 starts with the year: words such as "now" or "today" are no timestamps */
-	if (strlen(text) < MAXDATELEN &&
-		isdigit((unsigned char) text[0]) && isdigit((unsigned char) text[1]) &&
-		isdigit((unsigned char) text[2]) && isdigit((unsigned char) text[3]) && text[4] == '-' &&
-		ParseDateTime(text, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf) == 0 &&
-		DecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz) == 0 &&
-		dtype == DTK_DATE &&
-		tm2timestamp(&tt, fsec, &tz, &result) == 0 &&
-		IS_VALID_TIMESTAMP(result))
-		return result;
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid signature timestamp \"%s\"", text),
-			 errdetail("The timestamp must be an ISO 8601 date and time, such as 2026-01-31T12:00:00Z.")));
-	return 0;					/* keep compiler quiet */
+	int			len = strlen(text);
+
+	/* a long text is quoted only in part: the message is not an echo service */
+	if (len > 64 || !parse_iso8601(text, &result))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid signature timestamp \"%s\"",
+						pnstrdup(text, pg_mbcliplen(text, len, 64))),
+				 errdetail("The timestamp must be an ISO 8601 date and time, such as 2026-01-31T12:00:00Z.")));
+	return result;
 }
 
 /* decode_signature: the MAC a base64 signature carries; 22023 when not base64 */
 static int
-decode_signature(const char *signature, uint8 *mac)
+decode_signature(const char *signature, uint8 *mac, const char *name)
 {
 	int			len = strlen(signature);
 	char	   *buf;
@@ -194,95 +330,171 @@ decode_signature(const char *signature, uint8 *mac)
 	if (n < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("signature is not valid base64")));
+				 errmsg("%s is not valid base64", name)));
 	return n;
 }
 
 /*
- * check_signature
- *		The verdict on a signature of partner at signed_at, remembering it
- *		when accepted (and replays are refused).  Must run inside
- *		AccessEnter.  Raises 22023 only for malformed input.
+ * run_latest
+ *		Runs a prepared statement on a snapshot taken now rather than the
+ *		transaction's: under REPEATABLE READ a transaction opened before a
+ *		key was revoked, or before a signature was used, would otherwise see
+ *		the world as it was, and the isolation level is the caller's setting.
  */
-static SignatureVerdict
-check_signature(const char *partner, const char *signature, const char *signed_at,
-				const char *environment)
+static void
+run_latest(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes, Datum *values,
+		   int expected)
 {
-	static SPIPlanPtr keys_plan = NULL;
-	static SPIPlanPtr remember_plan = NULL;
-	static SPIPlanPtr forget_plan = NULL;
-	TimestampTz at = parse_signed_at(signed_at);
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	uint8		given[MAC_BYTES];
-	int			given_len = decode_signature(signature, given);
+	int			rc = SPI_execute_snapshot(UserlifePreparePlan(cache, sql, nargs, argtypes),
+										  values, NULL, GetLatestSnapshot(), InvalidSnapshot,
+										  false, false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "statement failed (%s): %s", SPI_result_code_string(rc), sql);
+}
+
+/*
+ * match_keys
+ *		Tries every key of the environment valid at now: does the signature
+ *		match one, and (when given_v2 is not NULL) does the signature_v2 over
+ *		body_utf8?  Every key is tried, so the time taken does not tell which
+ *		one matched.  load_hmac must have run (this reads an SPI result
+ *		across the HMAC calls).
+ */
+static void
+match_keys(const char *partner, const char *environment, TimestampTz now,
+		   const char *signed_at, const uint8 *given, const uint8 *given_v2,
+		   const char *body_utf8, bool *match, bool *match_v2)
+{
+	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
 	Datum		values[3];
-	bool		match = false;
-	uint64		i;
-	int64		max_age = (int64) userlife_signature_max_age_s * USECS_PER_SEC;
 	SPITupleTable *keys;
 	uint64		nkeys;
-
-	check_environment(environment);
-	load_hmac();
-	if (at < now - max_age || at > now + max_age)
-		return SIGNATURE_EXPIRED;
+	uint64		i;
 
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(environment);
-	UserlifeRun(&keys_plan,
-		"SELECT k.secret FROM userlife.partner_keys k WHERE k.partner = $1 AND k.environment = $2"
-		" AND (k.expires_at IS NULL OR k.expires_at > pg_catalog.now())",
-		2, argtypes, values, NULL, true, 0, SPI_OK_SELECT);
+	values[2] = TimestampTzGetDatum(now);
+	run_latest(&plan,
+			   "SELECT k.secret FROM userlife.partner_keys k WHERE k.partner = $1"
+			   " AND k.environment = $2 AND (k.expires_at IS NULL OR k.expires_at > $3)",
+			   3, argtypes, values, SPI_OK_SELECT);
 	keys = SPI_tuptable;
 	nkeys = SPI_processed;
-	/* every key is tried, so the time taken does not tell which one matched */
+	*match = *match_v2 = false;
 	for (i = 0; i < nkeys; i++)
 	{
 		char	   *key = SPI_getvalue(keys->vals[i], keys->tupdesc, 1);
 		bytea	   *expected = compute_mac(key, signed_at, partner);
 
-		if (given_len == MAC_BYTES &&
+		if (given != NULL &&
 			equal_constant_time((uint8 *) VARDATA_ANY(expected), given, MAC_BYTES))
-			match = true;
+			*match = true;
+		if (given_v2 == NULL)
+			continue;
+		expected = compute_body_mac(key, signed_at, body_utf8);
+		if (equal_constant_time((uint8 *) VARDATA_ANY(expected), given_v2, MAC_BYTES))
+			*match_v2 = true;
 	}
-	if (!match)
-		return SIGNATURE_WRONG;
-	if (!userlife_reject_replayed)
-		return SIGNATURE_OK;
-
-	/* remembered until the timestamp leaves the window; the unique key catches replays */
-	UserlifeRun(&forget_plan,
-		"DELETE FROM userlife.accepted_signatures s WHERE s.partner = $1 AND s.expires_at < pg_catalog.now()",
-		1, argtypes, values, NULL, false, 0, SPI_OK_DELETE);
-	{
-		Oid			rargtypes[3] = {TEXTOID, BYTEAOID, TIMESTAMPTZOID};
-		Datum		rvalues[3];
-
-		bytea	   *mac = palloc(VARHDRSZ + MAC_BYTES);
-
-		/* the decoded MAC, so that another spelling of the same base64 is no way round */
-		SET_VARSIZE(mac, VARHDRSZ + MAC_BYTES);
-		memcpy(VARDATA(mac), given, MAC_BYTES);
-		rvalues[0] = values[0];
-		rvalues[1] = PointerGetDatum(mac);
-		rvalues[2] = TimestampTzGetDatum(at + max_age);
-		UserlifeRun(&remember_plan,
-			"INSERT INTO userlife.accepted_signatures (partner, signature_digest, expires_at)"
-			" VALUES ($1, pg_catalog.sha256($2), $3) ON CONFLICT DO NOTHING",
-			3, rargtypes, rvalues, NULL, false, 0, SPI_OK_INSERT);
-	}
-	return SPI_processed == 1 ? SIGNATURE_OK : SIGNATURE_REPLAYED;
 }
 
-/* SignatureForgetExpired: drops remembered signatures past their window */
+/*
+ * remember_signature
+ *		Records an accepted signature's MAC until expires_at; false when it
+ *		was already there (a replay).  The decoded MAC is kept, so another
+ *		spelling of the same base64 is no way round; the unique key also
+ *		serializes two concurrent attempts.
+ */
+static bool
+remember_signature(const char *partner, const uint8 *given, TimestampTz expires_at,
+				   TimestampTz now)
+{
+	static SPIPlanPtr forget_plan = NULL;
+	static SPIPlanPtr remember_plan = NULL;
+	Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, BYTEAOID};
+	Datum		values[3];
+	bytea	   *mac = palloc(VARHDRSZ + MAC_BYTES);
+
+	SET_VARSIZE(mac, VARHDRSZ + MAC_BYTES);
+	memcpy(VARDATA(mac), given, MAC_BYTES);
+	values[0] = CStringGetTextDatum(partner);
+	values[1] = TimestampTzGetDatum(now);
+	run_latest(&forget_plan,
+			   "DELETE FROM userlife.accepted_signatures s WHERE s.partner = $1 AND s.expires_at < $2",
+			   2, argtypes, values, SPI_OK_DELETE);
+	values[1] = TimestampTzGetDatum(expires_at);
+	values[2] = PointerGetDatum(mac);
+	run_latest(&remember_plan,
+			   "INSERT INTO userlife.accepted_signatures (partner, signature_digest, expires_at)"
+			   " VALUES ($1, pg_catalog.sha256($3), $2) ON CONFLICT DO NOTHING",
+			   3, argtypes, values, SPI_OK_INSERT);
+	return SPI_processed == 1;
+}
+
+/*
+ * check_signature
+ *		The verdict on a signature of partner at signed_at, remembering it
+ *		when accepted (and replays are refused).  signature_v2, when not
+ *		NULL, must match body_utf8 (the canonical body in UTF-8); need_body
+ *		refuses a request without one.  Must run inside AccessEnter.
+ *		Raises 22023 only for malformed input.
+ *
+ *		Freshness, key expiry and the replay window are judged by the clock
+ *		read here, at the moment of verification: the transaction's start
+ *		(now()) is the caller's to choose, by opening it early.
+ */
+static SignatureVerdict
+check_signature(const char *partner, const char *signature, const char *signed_at,
+				const char *environment, const char *signature_v2,
+				const char *body_utf8, bool need_body)
+{
+	TimestampTz at = parse_signed_at(signed_at);
+	uint8		given[MAC_BYTES] = {0};
+	uint8		given_v2[MAC_BYTES] = {0};
+	bool		given_ok = decode_signature(signature, given, "signature") == MAC_BYTES;
+	bool		given_v2_ok = signature_v2 != NULL &&
+		decode_signature(signature_v2, given_v2, "signature_v2") == MAC_BYTES;
+	int64		max_age = (int64) userlife_signature_max_age_s * USECS_PER_SEC;
+	TimestampTz now;
+	bool		match;
+	bool		match_v2;
+
+	check_environment(environment);
+	load_hmac();
+	now = GetCurrentTimestamp();
+	if (at < now - max_age || at > now + max_age)
+		return SIGNATURE_EXPIRED;
+	match_keys(partner, environment, now, signed_at, given_ok ? given : NULL,
+			   signature_v2 != NULL ? given_v2 : NULL, body_utf8, &match, &match_v2);
+	if (!match)
+		return SIGNATURE_WRONG;
+	if (signature_v2 != NULL && !(given_v2_ok && match_v2))
+		return SIGNATURE_WRONG_BODY;
+	if (signature_v2 == NULL && need_body)
+		return SIGNATURE_NO_BODY;
+	if (!userlife_reject_replayed)
+		return SIGNATURE_OK;
+	/* remembered until the timestamp leaves the window */
+	return remember_signature(partner, given, at + max_age, now) ?
+		SIGNATURE_OK : SIGNATURE_REPLAYED;
+}
+
+/*
+ * SignatureForgetExpired: drops remembered signatures past their window.
+ * The clock decides, as in check_signature: what is forgotten here is
+ * refused there as expired.
+ */
 int64
 SignatureForgetExpired(void)
 {
 	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {TIMESTAMPTZOID};
+	Datum		values[1];
 
-	UserlifeRun(&plan, "DELETE FROM userlife.accepted_signatures s WHERE s.expires_at < pg_catalog.now()",
-		0, NULL, NULL, NULL, false, 0, SPI_OK_DELETE);
+	values[0] = TimestampTzGetDatum(GetCurrentTimestamp());
+	UserlifeRun(&plan, "DELETE FROM userlife.accepted_signatures s WHERE s.expires_at < $1",
+		1, argtypes, values, NULL, false, 0, SPI_OK_DELETE);
 	return (int64) SPI_processed;
 }
 
@@ -313,8 +525,9 @@ userlife_issue_api_key(PG_FUNCTION_ARGS)
 	char	   *key;
 	int			keylen;
 	AccessScope scope;
-	Oid			argtypes[3] = {TEXTOID, TEXTOID, INTERVALOID};
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
 	Datum		values[3];
+	Datum		expires_at;
 	text	   *result;
 
 	UserlifeCheckPartnerId(partner);
@@ -338,10 +551,19 @@ userlife_issue_api_key(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not encode the key");
 	key[keylen] = '\0';
 
+	/*
+	 * The grace runs from the clock, and is added as UTC calendar time: a
+	 * timestamptz + interval would count a "1 day" across a daylight saving
+	 * change in the session's TimeZone.
+	 */
+	expires_at = DirectFunctionCall2(timestamp_pl_interval,
+									 TimestampGetDatum(GetCurrentTimestamp()),
+									 IntervalPGetDatum(grace));
+
 	AccessEnter(&scope, ACCESS_OWNER, NULL);
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(environment);
-	values[2] = IntervalPGetDatum(grace);
+	values[2] = expires_at;
 	UserlifeRun(&partner_plan, "SELECT 1 FROM userlife.partners p WHERE p.partner = $1",
 		1, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
@@ -349,9 +571,9 @@ userlife_issue_api_key(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("partner \"%s\" does not exist", partner)));
 	UserlifeRun(&expire_plan,
-		"UPDATE userlife.partner_keys k SET expires_at = pg_catalog.now() + $3"
+		"UPDATE userlife.partner_keys k SET expires_at = $3"
 		" WHERE k.partner = $1 AND k.environment = $2"
-		" AND (k.expires_at IS NULL OR k.expires_at > pg_catalog.now() + $3)",
+		" AND (k.expires_at IS NULL OR k.expires_at > $3)",
 		3, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
 	values[2] = CStringGetTextDatum(key);
 	argtypes[2] = TEXTOID;
@@ -375,8 +597,8 @@ userlife_generate_signature(PG_FUNCTION_ARGS)
 	char	   *signed_at = UserlifeOptionalText(fcinfo, 1);
 	char	   *environment = environment_arg(fcinfo, 2);
 	AccessScope scope;
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[3];
 	char	   *key;
 	bytea	   *mac;
 	char	   *signature;
@@ -400,11 +622,12 @@ userlife_generate_signature(PG_FUNCTION_ARGS)
 	load_hmac();
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(environment);
+	values[2] = TimestampTzGetDatum(GetCurrentTimestamp());
 	UserlifeRun(&plan,
 		"SELECT k.secret FROM userlife.partner_keys k WHERE k.partner = $1 AND k.environment = $2"
-		" AND (k.expires_at IS NULL OR k.expires_at > pg_catalog.now())"
+		" AND (k.expires_at IS NULL OR k.expires_at > $3)"
 		" ORDER BY k.created_at DESC, k.key_id DESC LIMIT 1",
-		2, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
+		3, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -455,9 +678,304 @@ userlife_verify_signature(PG_FUNCTION_ARGS)
 
 	UserlifeCheckPartnerId(partner);
 	AccessEnter(&scope, ACCESS_SIGNED, NULL);
-	verdict = check_signature(partner, signature, signed_at, environment);
+	verdict = check_signature(partner, signature, signed_at, environment, NULL, NULL, false);
 	AccessLeave(&scope);
 	PG_RETURN_BOOL(verdict == SIGNATURE_OK);
+}
+
+/*------------------------------------------------------------------------
+ * The canonical body a signature_v2 covers
+ *
+ * Byte for byte what Python's json.dumps(body, sort_keys=True,
+ * separators=(',', ':'), ensure_ascii=False) writes for the object the
+ * partner sent, less the top-level "signature" and "signature_v2": keys in
+ * code point order (UTF-8 byte order is code point order), no whitespace,
+ * non-ASCII characters as themselves, '"', '\' and control characters
+ * escaped as Python escapes them.  Nothing here reads a session setting.
+ *
+ * Numbers: jsonb keeps a number's value and how many fraction digits it
+ * was written with, not its spelling.  A number without fraction digits is
+ * written as an integer, as Python writes an int; one with fraction digits
+ * as Python writes the float it reads it as (the shortest text that reads
+ * back as the same double: 2.50 is 2.5, 1.5e-7 is 1.5e-07).  The one
+ * spelling Python writes differently is an integral value in exponent
+ * notation (1e2, 1.5E3): Python reads a float (100.0), jsonb an integer
+ * (100).  Request bodies carry no numbers today.
+ *------------------------------------------------------------------------
+ */
+typedef struct CanonPair
+{
+	const char *key;			/* in UTF-8, for ordering */
+	int			keylen;
+	JsonbValue	k;
+	JsonbValue	v;
+} CanonPair;
+
+static void canon_container(StringInfo out, JsonbContainer *jc, bool top);
+
+/* canon_string: a JSON string with Python's escapes */
+static void
+canon_string(StringInfo out, const char *s, int len)
+{
+	int			i;
+
+	appendStringInfoChar(out, '"');
+	for (i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+
+		switch (c)
+		{
+			case '"':
+				appendStringInfoString(out, "\\\"");
+				break;
+			case '\\':
+				appendStringInfoString(out, "\\\\");
+				break;
+			case '\n':
+				appendStringInfoString(out, "\\n");
+				break;
+			case '\r':
+				appendStringInfoString(out, "\\r");
+				break;
+			case '\t':
+				appendStringInfoString(out, "\\t");
+				break;
+			case '\b':
+				appendStringInfoString(out, "\\b");
+				break;
+			case '\f':
+				appendStringInfoString(out, "\\f");
+				break;
+			default:
+				if (c < 0x20)
+					appendStringInfo(out, "\\u%04x", c);
+				else
+					appendStringInfoChar(out, (char) c);
+		}
+	}
+	appendStringInfoChar(out, '"');
+}
+
+/*
+ * canon_float: a double as Python's repr writes it, from the shortest
+ * round-trip digits (Ryu, the same digits float8out prints, but without
+ * reading extra_float_digits): positional between 1e-4 and 1e16 with at
+ * least one fraction digit, else d.ddde+XX.
+ */
+static void
+canon_float(StringInfo out, double d)
+{
+	char		buf[DOUBLE_SHORTEST_DECIMAL_LEN];
+	char		digits[DOUBLE_SHORTEST_DECIMAL_LEN];
+	int			nd = 0;
+	int			decpt = 0;		/* digits before the point; value = 0.digits * 10^decpt */
+	bool		point = false;
+	const char *p = buf;
+
+	double_to_shortest_decimal_buf(d, buf);
+	if (*p == '-')
+		appendStringInfoChar(out, *p++);
+	for (; *p != '\0' && *p != 'e'; p++)
+	{
+		if (*p == '.')
+			point = true;
+		else if (nd == 0 && *p == '0')
+			decpt -= point ? 1 : 0;
+		else
+		{
+			digits[nd++] = *p;
+			decpt += point ? 0 : 1;
+		}
+	}
+	if (*p == 'e')
+		decpt += atoi(p + 1);
+	while (nd > 0 && digits[nd - 1] == '0')
+		nd--;
+	if (nd == 0)
+		appendStringInfoString(out, "0.0");
+	else if (decpt <= -4 || decpt > 16)
+	{
+		appendStringInfoChar(out, digits[0]);
+		if (nd > 1)
+		{
+			appendStringInfoChar(out, '.');
+			appendBinaryStringInfo(out, digits + 1, nd - 1);
+		}
+		appendStringInfo(out, "e%c%02d", decpt - 1 < 0 ? '-' : '+', abs(decpt - 1));
+	}
+	else if (decpt <= 0)
+	{
+		appendStringInfoString(out, "0.");
+		for (; decpt < 0; decpt++)
+			appendStringInfoChar(out, '0');
+		appendBinaryStringInfo(out, digits, nd);
+	}
+	else if (decpt >= nd)
+	{
+		appendBinaryStringInfo(out, digits, nd);
+		for (; nd < decpt; nd++)
+			appendStringInfoChar(out, '0');
+		appendStringInfoString(out, ".0");
+	}
+	else
+	{
+		appendBinaryStringInfo(out, digits, decpt);
+		appendStringInfoChar(out, '.');
+		appendBinaryStringInfo(out, digits + decpt, nd - decpt);
+	}
+}
+
+/* canon_number: an integer as written, a number with fraction digits as a Python float */
+static void
+canon_number(StringInfo out, Numeric num)
+{
+	char	   *text;
+	double		d;
+
+	if (numeric_is_nan(num) || numeric_is_inf(num))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a signed body cannot contain NaN or Infinity")));
+	text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(num)));
+	if (strchr(text, '.') == NULL)
+	{
+		appendStringInfoString(out, text);
+		return;
+	}
+	/* strtod reads the C locale's point: a backend never changes LC_NUMERIC */
+	d = strtod(text, NULL);
+	if (isinf(d))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a number in a signed body is out of range"),
+				 errdetail("A number with a fraction is signed as the double precision value it reads as, and %d digits before the point are too many.",
+						   (int) (strchr(text, '.') - text))));
+	canon_float(out, d);
+}
+
+static void
+canon_value(StringInfo out, JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			appendStringInfoString(out, "null");
+			break;
+		case jbvBool:
+			appendStringInfoString(out, v->val.boolean ? "true" : "false");
+			break;
+		case jbvString:
+			canon_string(out, v->val.string.val, v->val.string.len);
+			break;
+		case jbvNumeric:
+			canon_number(out, v->val.numeric);
+			break;
+		case jbvBinary:
+			canon_container(out, v->val.binary.data, false);
+			break;
+		default:
+			elog(ERROR, "unexpected jsonb value type %d", (int) v->type);
+	}
+}
+
+static int
+canon_pair_cmp(const void *a, const void *b)
+{
+	const CanonPair *pa = (const CanonPair *) a;
+	const CanonPair *pb = (const CanonPair *) b;
+	int			c = memcmp(pa->key, pb->key, Min(pa->keylen, pb->keylen));
+
+	return c != 0 ? c : (pa->keylen > pb->keylen) - (pa->keylen < pb->keylen);
+}
+
+/* canon_object: the members of an object, keys sorted; top drops the signatures */
+static void
+canon_object(StringInfo out, JsonbContainer *jc, JsonbIterator *it, bool top)
+{
+	CanonPair  *pairs = palloc(sizeof(CanonPair) * (JsonContainerSize(jc) + 1));
+	int			n = 0;
+	int			i;
+	JsonbValue	k;
+
+	while (JsonbIteratorNext(&it, &k, true) == WJB_KEY)
+	{
+		CanonPair  *pair = &pairs[n];
+
+		pair->k = k;
+		(void) JsonbIteratorNext(&it, &pair->v, true);
+		if (top && ((k.val.string.len == 9 && memcmp(k.val.string.val, "signature", 9) == 0) ||
+					(k.val.string.len == 12 && memcmp(k.val.string.val, "signature_v2", 12) == 0)))
+			continue;
+		pair->key = pg_server_to_any(k.val.string.val, k.val.string.len, PG_UTF8);
+		pair->keylen = pair->key == k.val.string.val ? k.val.string.len : (int) strlen(pair->key);
+		n++;
+	}
+	qsort(pairs, n, sizeof(CanonPair), canon_pair_cmp);
+	appendStringInfoChar(out, '{');
+	for (i = 0; i < n; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(out, ',');
+		canon_string(out, pairs[i].k.val.string.val, pairs[i].k.val.string.len);
+		appendStringInfoChar(out, ':');
+		canon_value(out, &pairs[i].v);
+	}
+	appendStringInfoChar(out, '}');
+}
+
+/* canon_container: an array, an object or a raw scalar */
+static void
+canon_container(StringInfo out, JsonbContainer *jc, bool top)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	bool		first = true;
+	bool		raw;
+
+	check_stack_depth();
+	CHECK_FOR_INTERRUPTS();
+	it = JsonbIteratorInit(jc);
+	if (JsonbIteratorNext(&it, &v, true) == WJB_BEGIN_OBJECT)
+	{
+		canon_object(out, jc, it, top);
+		return;
+	}
+	raw = v.val.array.rawScalar;
+	if (!raw)
+		appendStringInfoChar(out, '[');
+	while (JsonbIteratorNext(&it, &v, true) == WJB_ELEM)
+	{
+		if (!first)
+			appendStringInfoChar(out, ',');
+		first = false;
+		canon_value(out, &v);
+	}
+	if (!raw)
+		appendStringInfoChar(out, ']');
+}
+
+/* canonical_body: the canonical text of a request body, in the server encoding */
+static char *
+canonical_body(Jsonb *body)
+{
+	StringInfoData out;
+
+	if (!JB_ROOT_IS_OBJECT(body))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a signed body must be a JSON object")));
+	initStringInfo(&out);
+	canon_container(&out, &body->root, true);
+	return out.data;
+}
+
+/* canonical_body(body): the text a signature_v2 covers (SPEC §5.7) */
+Datum
+userlife_canonical_body(PG_FUNCTION_ARGS)
+{
+	UserlifeRequireArg(fcinfo, 0, "body");
+	PG_RETURN_TEXT_P(cstring_to_text(canonical_body(PG_GETARG_JSONB_P(0))));
 }
 
 /*------------------------------------------------------------------------
@@ -469,6 +987,7 @@ typedef struct EnrolleeRequest
 	char	   *partner;
 	char	   *user_id;
 	char	   *signature;
+	char	   *signature_v2;	/* NULL when not sent */
 	char	   *timestamp;
 	char	   *environment;
 	char	   *email;
@@ -484,7 +1003,7 @@ bad_body(const char *msg, const char *key)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg(msg, key),
-			 errdetail("An enrollee request has partner_id, user_id, signature, timestamp, environment and email, and one or more of allow_new_enroll, active, delete and is_fraudulent.")));
+			 errdetail("An enrollee request has partner_id, user_id, signature, timestamp, environment and email, optionally signature_v2, and one or more of allow_new_enroll, active, delete and is_fraudulent.")));
 }
 
 static char *
@@ -533,6 +1052,8 @@ parse_request(Jsonb *body, EnrolleeRequest *req)
 			req->user_id = string_value(&v, key);
 		else if (strcmp(key, "signature") == 0)
 			req->signature = string_value(&v, key);
+		else if (strcmp(key, "signature_v2") == 0)
+			req->signature_v2 = string_value(&v, key);
 		else if (strcmp(key, "timestamp") == 0)
 			req->timestamp = string_value(&v, key);
 		else if (strcmp(key, "environment") == 0)
@@ -567,6 +1088,48 @@ parse_request(Jsonb *body, EnrolleeRequest *req)
 	check_environment(req->environment);
 }
 
+/* reject_request: UL003, with a detail saying why */
+static void
+reject_request(SignatureVerdict verdict, EnrolleeRequest *req)
+{
+	switch (verdict)
+	{
+		case SIGNATURE_EXPIRED:
+			ereport(ERROR,
+					(errcode(ERRCODE_USERLIFE_SIGNATURE),
+					 errmsg("signature rejected"),
+					 errdetail("The timestamp is more than %d seconds away from the server's time.",
+							   userlife_signature_max_age_s)));
+			break;
+		case SIGNATURE_REPLAYED:
+			ereport(ERROR,
+					(errcode(ERRCODE_USERLIFE_SIGNATURE),
+					 errmsg("signature rejected"),
+					 errdetail("The signature was already used.")));
+			break;
+		case SIGNATURE_WRONG_BODY:
+			ereport(ERROR,
+					(errcode(ERRCODE_USERLIFE_SIGNATURE),
+					 errmsg("signature rejected"),
+					 errdetail("The signature_v2 is wrong: it does not match this body under any valid %s key of partner \"%s\".",
+							   req->environment, req->partner)));
+			break;
+		case SIGNATURE_NO_BODY:
+			ereport(ERROR,
+					(errcode(ERRCODE_USERLIFE_SIGNATURE),
+					 errmsg("signature rejected"),
+					 errdetail("The request has no signature_v2, which userlife.require_body_signature requires."),
+					 errhint("Add \"signature_v2\": base64(HMAC-SHA256(key, timestamp || '.' || canonical body)); userlife.canonical_body() shows the canonical body.")));
+			break;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_USERLIFE_SIGNATURE),
+					 errmsg("signature rejected"),
+					 errdetail("The signature does not match any valid %s key of partner \"%s\".",
+							   req->environment, req->partner)));
+	}
+}
+
 static void
 push_pair(JsonbParseState **state, const char *key, JsonbValue *v)
 {
@@ -599,23 +1162,24 @@ userlife_enrollee_request(PG_FUNCTION_ARGS)
 	Jsonb	   *built;
 	Jsonb	   *result;
 	bool		have_user;
+	Jsonb	   *body;
+	char	   *body_utf8 = NULL;
 
 	UserlifeRequireArg(fcinfo, 0, "body");
-	parse_request(PG_GETARG_JSONB_P(0), &req);
+	body = PG_GETARG_JSONB_P(0);
+	parse_request(body, &req);
 
 	AccessEnter(&scope, ACCESS_SIGNED, NULL);
-	verdict = check_signature(req.partner, req.signature, req.timestamp, req.environment);
+	if (req.signature_v2 != NULL)
+	{
+		char	   *canon = canonical_body(body);
+
+		body_utf8 = pg_server_to_any(canon, strlen(canon), PG_UTF8);
+	}
+	verdict = check_signature(req.partner, req.signature, req.timestamp, req.environment,
+							  req.signature_v2, body_utf8, userlife_require_body_signature);
 	if (verdict != SIGNATURE_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_USERLIFE_SIGNATURE),
-				 errmsg("signature rejected"),
-				 verdict == SIGNATURE_EXPIRED ?
-				 errdetail("The timestamp is more than %d seconds away from the server's time.",
-						   userlife_signature_max_age_s) :
-				 verdict == SIGNATURE_REPLAYED ?
-				 errdetail("The signature was already used.") :
-				 errdetail("The signature does not match any valid %s key of partner \"%s\".",
-						   req.environment, req.partner)));
+		reject_request(verdict, &req);
 
 	/* one write around the operations: they record the request's actor */
 	WriteCtxBegin(scope.caller, reason, NULL, WRITE_PLAIN);

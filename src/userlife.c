@@ -124,6 +124,12 @@ _PG_init(void)
 							 NULL,
 							 &userlife_reject_replayed, true,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("userlife.require_body_signature",
+							 "Signed requests must also carry a valid signature_v2 over their body.",
+							 "Without one, enrollee_request refuses the request; a signature_v2 "
+							 "that is sent must be valid either way.",
+							 &userlife_require_body_signature, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("userlife");
 
 	CacheRegisterRelcacheCallback(reset_catalog_cache, (Datum) 0);

@@ -142,6 +142,7 @@ extern void MaintenanceInit(void);
 /* signature.c */
 extern int	userlife_signature_max_age_s;
 extern bool userlife_reject_replayed;
+extern bool userlife_require_body_signature;
 extern int64 SignatureForgetExpired(void);
 
 #endif							/* USERLIFE_H */
