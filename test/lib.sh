@@ -2,7 +2,9 @@
 # project needs from Debian, builds and installs the extension, and starts a
 # throwaway PostgreSQL 15 cluster.  Source it; it defines functions only.
 
-PG_BIN=/usr/lib/postgresql/15/bin
+# USERLIFE_PG_BIN points at another PostgreSQL 15 tree (a private copy lets
+# several runs build and install at once without sharing the server's tree)
+PG_BIN=${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}
 # pg_cron is for the test of schedule_maintenance
 USERLIFE_PACKAGES="postgresql-server-dev-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-cron"
 
