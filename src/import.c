@@ -150,19 +150,6 @@ fail_item(ImportItem *it, int sqlerrcode, const char *message)
 }
 
 /*
- * data_error: the errors a check of one item raises (class 22 data
- * exception, 23 integrity violation); anything else is not the item's.
- */
-static bool
-data_error(int sqlerrcode)
-{
-	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
-
-	return category == ERRCODE_TO_CATEGORY(ERRCODE_DATA_EXCEPTION) ||
-		category == ERRCODE_TO_CATEGORY(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION);
-}
-
-/*
  * item_failure: whether an error raised while writing items belongs to
  * them.  A cancel, a read-only transaction, a serialization failure or
  * deadlock, lack of resources or an internal error is the call's.
@@ -191,7 +178,7 @@ item_failure(int sqlerrcode)
  *		that error as the item's result.  Only for checks that hold no
  *		buffer pin, lock or catalog tuple when they raise (parsing, the
  *		lifecycle checks, messages): catching their error needs no
- *		subtransaction.  Errors that are not data errors are raised again.
+ *		subtransaction.  Errors that are not the item's are raised again.
  */
 static void
 check_item(ImportBatch *b, ImportItem *it, ItemCheck check, void *arg)
@@ -208,7 +195,7 @@ check_item(ImportBatch *b, ImportItem *it, ItemCheck check, void *arg)
 
 		MemoryContextSwitchTo(b->cxt);
 		edata = CopyErrorData();
-		if (!data_error(edata->sqlerrcode))
+		if (!item_failure(edata->sqlerrcode))
 			PG_RE_THROW();
 		FlushErrorState();
 		fail_item(it, edata->sqlerrcode, edata->message);
