@@ -42,7 +42,8 @@ SELECT item, external_id, result, user_id IS NOT NULL AS has_user_id, sqlstate, 
 -- what the created users look like: the original registration time is
 -- kept (in UTC whatever the offset given), the rest as register_user
 SET TimeZone = 'UTC';
-SELECT external_id, display_name, email, metadata, tags, status, created_at, version,
+SELECT external_id, display_name, email, metadata, tags, status,
+       CASE WHEN created_at < now() - interval '1 day' THEN created_at::text ELSE 'at the import' END AS created_at, version,
        enrollment_count, updated_at >= created_at AS updated_after
   FROM userlife.users WHERE partner = 'imp' AND external_id LIKE 'i-%' ORDER BY external_id;
 RESET TimeZone;
