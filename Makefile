@@ -10,13 +10,15 @@ OBJS = \
 	src/audit.o \
 	src/chain.o \
 	src/events.o \
+	src/import.o \
 	src/lifecycle.o \
 	src/listing.o \
 	src/maintenance.o \
 	src/retention.o \
 	src/search.o \
 	src/signature.o \
-	src/writectx.o
+	src/writectx.o \
+	src/summary.o
 
 DATA = $(wildcard $(EXTENSION)--*.sql)
 

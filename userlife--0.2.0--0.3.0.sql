@@ -121,3 +121,29 @@ ALTER EVENT TRIGGER userlife_drop_guard ENABLE ALWAYS;
 COMMENT ON EVENT TRIGGER userlife_drop_guard IS
 	'refuses DROP EXTENSION userlife under legal hold (UL004) and removes its pg_cron job';
 
+
+
+------------------------------------------------------------------------
+-- Roster import and user summary
+------------------------------------------------------------------------
+CREATE FUNCTION userlife.import_users(partner text, users jsonb,
+	on_conflict text DEFAULT 'error', reason text DEFAULT NULL)
+	RETURNS TABLE (item integer, external_id text, result text, user_id uuid,
+				   sqlstate text, message text)
+	LANGUAGE c VOLATILE PARALLEL UNSAFE ROWS 1000 AS 'MODULE_PATHNAME', 'userlife_import_users';
+COMMENT ON FUNCTION userlife.import_users(text, jsonb, text, text) IS
+	'pre-loads up to 10,000 users: one result row per item, in input order; a bad item never stops the others';
+REVOKE ALL ON FUNCTION userlife.import_users(text, jsonb, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION userlife.import_users(text, jsonb, text, text)
+	TO userlife_developer, userlife_admin, userlife_owner;
+
+-- the counters are read through jobs_user_idx and audit_user_idx, both
+-- (user_id, id), which the base install already has
+CREATE FUNCTION userlife.user_summary(partner text, external_id text)
+	RETURNS jsonb
+	LANGUAGE c STABLE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_user_summary';
+COMMENT ON FUNCTION userlife.user_summary(text, text) IS
+	'a user at a glance: its row and counters of its jobs, changes and webhook deliveries';
+REVOKE ALL ON FUNCTION userlife.user_summary(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION userlife.user_summary(text, text)
+	TO userlife_reader, userlife_developer, userlife_compliance, userlife_admin, userlife_owner;

@@ -854,6 +854,7 @@ guard_insert(TriggerData *trigdata, TupleDesc desc)
 	UserStatus	status;
 	const WriteFrame *w = WriteCtxCurrent();
 	bool		lifecycle = w && w->lifecycle_path;
+	Datum		created;
 
 	require_identity(newtup, desc);
 	status = UserlifeStatusFromDatum(col(newtup, desc, COL_STATUS, &isnull));
@@ -876,8 +877,13 @@ guard_insert(TriggerData *trigdata, TupleDesc desc)
 	cols[n] = attnums[COL_VERSION];
 	values[n] = Int64GetDatum(1);
 	nulls[n++] = false;
+	/* import_users keeps the original registration time, never one after now */
+	created = col(newtup, desc, COL_CREATED_AT, &isnull);
+	if (!(w && w->keep_created_at) || isnull ||
+		DatumGetTimestampTz(created) > now)
+		created = TimestampTzGetDatum(now);
 	cols[n] = attnums[COL_CREATED_AT];
-	values[n] = TimestampTzGetDatum(now);
+	values[n] = created;
 	nulls[n++] = false;
 	cols[n] = attnums[COL_UPDATED_AT];
 	values[n] = TimestampTzGetDatum(now);

@@ -258,9 +258,9 @@ first_column(void)
 	return SPI_datumTransfer(d, false, -1);
 }
 
-/* partner_exists: raises P0002 unless the partner exists */
-static void
-require_partner(const char *partner)
+/* LifecycleRequirePartner: raises P0002 unless the partner exists */
+void
+LifecycleRequirePartner(const char *partner)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[1] = {TEXTOID};
@@ -279,7 +279,7 @@ require_partner(const char *partner)
 void
 UserlifeUserNotFound(const char *partner, const char *external_id)
 {
-	require_partner(partner);
+	LifecycleRequirePartner(partner);
 	ereport(ERROR,
 			(errcode(ERRCODE_NO_DATA_FOUND),
 			 errmsg("user \"%s\" of partner \"%s\" does not exist", external_id, partner)));
@@ -368,13 +368,21 @@ require_email_free(const char *partner, const char *email, Datum self, bool has_
 			  " AND u.user_id IS DISTINCT FROM $3 LIMIT 1",
 			  3, argtypes, values, nulls, true, 1, SPI_OK_SELECT);
 	if (SPI_processed > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNIQUE_VIOLATION),
-				 errmsg("email address is already used by another user of partner \"%s\"", partner)));
+		LifecycleEmailTaken(partner);
 }
 
-static void
-check_metadata(Jsonb *metadata, const char *argname)
+/* LifecycleEmailTaken: the 23505 of an address another live user of the partner has */
+void
+LifecycleEmailTaken(const char *partner)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("email address is already used by another user of partner \"%s\"", partner)));
+}
+
+/* LifecycleCheckMetadata: 22023 unless the metadata (or patch) is a JSON object */
+void
+LifecycleCheckMetadata(Jsonb *metadata, const char *argname)
 {
 	if (!JB_ROOT_IS_OBJECT(metadata))
 		ereport(ERROR,
@@ -382,8 +390,9 @@ check_metadata(Jsonb *metadata, const char *argname)
 				 errmsg("%s must be a JSON object", argname)));
 }
 
-static void
-check_tags(ArrayType *tags)
+/* LifecycleCheckTags: 22023 unless tags is one-dimensional without nulls */
+void
+LifecycleCheckTags(ArrayType *tags)
 {
 	if (ARR_NDIM(tags) > 1)
 		ereport(ERROR,
@@ -537,13 +546,47 @@ lookup_tombstone(const char *partner, const char *external_id, Datum *user_id,
 	return true;
 }
 
-static void
-refuse_reenroll(const char *partner, const char *external_id)
+/*
+ * LifecycleRefuseReenroll: the 23505 of an external_id that exists (or was
+ * purged) and may not be enrolled again
+ */
+void
+LifecycleRefuseReenroll(const char *partner, const char *external_id)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_UNIQUE_VIOLATION),
 			 errmsg("user \"%s\" of partner \"%s\" already exists", external_id, partner),
 			 errhint("To enroll this external_id again, call userlife.allow_reenroll() first.")));
+}
+
+/* LifecycleCheckNewStatus: 22023 unless a new user may start in the status */
+void
+LifecycleCheckNewStatus(UserStatus status)
+{
+	if (status != USER_ACTIVE && status != USER_INACTIVE && status != USER_FLAGGED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a new user cannot have status %s", UserStatusNames[status]),
+				 errdetail("New users are active, inactive or flagged.")));
+}
+
+/*
+ * LifecycleTombstoneExists
+ *		Whether a purged user of the partner left a tombstone for the
+ *		external_id: a probe of its index in a fresh snapshot, else the
+ *		lookup register_user makes (which locks the tombstone).
+ */
+bool
+LifecycleTombstoneExists(const char *partner, const char *external_id)
+{
+	bool		exists;
+	Datum		user_id;
+	int32		count;
+	bool		allowed;
+
+	if (AppendTombstoneExists(partner, external_id, &exists))
+		return exists;
+	return lookup_tombstone(partner, external_id, &user_id, &count, &allowed);
 }
 
 /*
@@ -582,18 +625,14 @@ userlife_register_user(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(4))
 	{
 		metadata = PG_GETARG_JSONB_P(4);
-		check_metadata(metadata, "metadata");
+		LifecycleCheckMetadata(metadata, "metadata");
 	}
 	if (!PG_ARGISNULL(5))
-		check_tags(PG_GETARG_ARRAYTYPE_P(5));
+		LifecycleCheckTags(PG_GETARG_ARRAYTYPE_P(5));
 	if (!PG_ARGISNULL(6))
 	{
 		status = UserlifeStatusFromDatum(PG_GETARG_DATUM(6));
-		if (status != USER_ACTIVE && status != USER_INACTIVE && status != USER_FLAGGED)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("a new user cannot have status %s", UserStatusNames[status]),
-					 errdetail("New users are active, inactive or flagged.")));
+		LifecycleCheckNewStatus(status);
 	}
 
 	AccessEnter(&scope, ACCESS_DEVELOPER, partner);
@@ -646,7 +685,7 @@ userlife_register_user(PG_FUNCTION_ARGS)
 			lookup_tombstone(partner, external_id, &tomb_user_id, &tomb_count, &tomb_allowed))
 		{
 			if (!tomb_allowed)
-				refuse_reenroll(partner, external_id);
+				LifecycleRefuseReenroll(partner, external_id);
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("user \"%s\" of partner \"%s\" was purged by a concurrent transaction",
@@ -661,7 +700,7 @@ userlife_register_user(PG_FUNCTION_ARGS)
 	{
 		/* an existing user: re-enroll only when allowed, then reset the permission */
 		if (!u.allow_new_enroll)
-			refuse_reenroll(partner, external_id);
+			LifecycleRefuseReenroll(partner, external_id);
 		if (email != NULL)
 			require_email_free(partner, email, u.user_id, true);
 		values[7] = u.user_id;
@@ -680,7 +719,7 @@ userlife_register_user(PG_FUNCTION_ARGS)
 		PG_RETURN_DATUM(finish_user_result(&scope, result));
 	}
 
-	require_partner(partner);
+	LifecycleRequirePartner(partner);
 	if (external_id != NULL &&
 		lookup_tombstone(partner, external_id, &tomb_user_id, &tomb_count, &tomb_allowed))
 	{
@@ -688,7 +727,7 @@ userlife_register_user(PG_FUNCTION_ARGS)
 		Datum		dvalues[2];
 
 		if (!tomb_allowed)
-			refuse_reenroll(partner, external_id);
+			LifecycleRefuseReenroll(partner, external_id);
 		from_tombstone = true;
 		dvalues[0] = values[0];
 		dvalues[1] = tomb_user_id;
@@ -884,7 +923,14 @@ merge_patch(Jsonb *target, Jsonb *patch)
 static void
 require_not_deleted(const UserRow *u)
 {
-	if (u->status == USER_DELETED)
+	LifecycleRequireNotDeleted(u->status);
+}
+
+/* LifecycleRequireNotDeleted: the 55000 of changing the profile of a deleted user */
+void
+LifecycleRequireNotDeleted(UserStatus status)
+{
+	if (status == USER_DELETED)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("user is deleted"),
@@ -913,9 +959,9 @@ userlife_update_user(PG_FUNCTION_ARGS)
 	if (email != NULL)
 		UserlifeCheckEmail(email);
 	if (!PG_ARGISNULL(4))
-		check_metadata(PG_GETARG_JSONB_P(4), "metadata patch");
+		LifecycleCheckMetadata(PG_GETARG_JSONB_P(4), "metadata patch");
 	if (!PG_ARGISNULL(5))
-		check_tags(PG_GETARG_ARRAYTYPE_P(5));
+		LifecycleCheckTags(PG_GETARG_ARRAYTYPE_P(5));
 
 	AccessEnter(&scope, ACCESS_DEVELOPER, partner);
 	require_user(partner, external_id, LOCK_UPDATE, &u);
@@ -970,7 +1016,7 @@ userlife_mark_verified(PG_FUNCTION_ARGS)
 
 	UserlifeRequireArg(fcinfo, 2, "attributes");
 	UserlifeCheckPartnerId(partner);
-	check_metadata(PG_GETARG_JSONB_P(2), "attributes");
+	LifecycleCheckMetadata(PG_GETARG_JSONB_P(2), "attributes");
 
 	AccessEnter(&scope, ACCESS_DEVELOPER, partner);
 	require_user(partner, external_id, LOCK_UPDATE, &u);
@@ -1332,7 +1378,7 @@ userlife_delete_users(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 
 	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
-	require_partner(partner);
+	LifecycleRequirePartner(partner);
 	lock_delete_batch(partner, ids);
 	outer_cxt = CurrentMemoryContext;
 	item_cxt = AllocSetContextCreate(outer_cxt, "delete_users item", ALLOCSET_DEFAULT_SIZES);

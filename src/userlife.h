@@ -12,6 +12,8 @@
 #include "fmgr.h"
 #include "executor/spi.h"
 #include "nodes/execnodes.h"
+#include "utils/array.h"
+#include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 /* SQLSTATEs of SPEC §6 that PostgreSQL does not define */
@@ -124,6 +126,16 @@ extern void LifecycleInit(void);
 extern bool LifecycleTransitionAllowed(UserStatus from, UserStatus to, bool *requires_reason);
 extern void UserlifeUserNotFound(const char *partner, const char *external_id) pg_attribute_noreturn();
 extern Datum UserlifeGetUserRow(const char *partner, const char *external_id);
+
+/* lifecycle rules register_user applies, shared with import_users (import.c) */
+extern void LifecycleRequirePartner(const char *partner);
+extern void LifecycleCheckMetadata(Jsonb *metadata, const char *argname);
+extern void LifecycleCheckTags(ArrayType *tags);
+extern void LifecycleCheckNewStatus(UserStatus status);
+extern void LifecycleRequireNotDeleted(UserStatus status);
+extern bool LifecycleTombstoneExists(const char *partner, const char *external_id);
+extern void LifecycleRefuseReenroll(const char *partner, const char *external_id) pg_attribute_noreturn();
+extern void LifecycleEmailTaken(const char *partner) pg_attribute_noreturn();
 
 /* lifecycle operations for callers that have passed AccessEnter themselves */
 extern bool LifecycleAllowReenroll(Oid caller, const char *partner, const char *external_id,

@@ -192,6 +192,7 @@ WriteCtxBegin(Oid caller, const char *reason, const char *action, int flags)
 	frame->reason = reason;
 	frame->action = action;
 	frame->lifecycle_path = (flags & WRITE_LIFECYCLE) != 0;
+	frame->keep_created_at = (flags & WRITE_KEEP_CREATED) != 0;
 	frame->caller_context = error_context_stack;
 	frame->subid = GetCurrentSubTransactionId();
 	frame->exec_level = exec_nested_level;

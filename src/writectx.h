@@ -14,6 +14,8 @@
 /* flags of WriteCtxBegin */
 #define WRITE_PLAIN			0
 #define WRITE_LIFECYCLE		0x01	/* may enter or leave status 'deleted' */
+#define WRITE_KEEP_CREATED	0x02	/* a new row keeps the created_at it carries
+									 * (import_users: the original registration) */
 
 /*
  * One frame per write a function has announced: who called (functions write
@@ -29,6 +31,7 @@ typedef struct WriteFrame
 	const char *actor;			/* overrides userlife.actor, or NULL */
 	const char *action;			/* audit action, or NULL to infer */
 	bool		lifecycle_path; /* may enter/leave 'deleted' */
+	bool		keep_created_at;	/* WRITE_KEEP_CREATED */
 	ErrorContextCallback *caller_context;	/* error context of the SQL call */
 	SubTransactionId subid;		/* subtransaction that pushed the frame */
 	int			exec_level;		/* executor nesting of the calling statement */
