@@ -203,11 +203,15 @@ change_binding(FunctionCallInfo fcinfo, bool bind)
 	role = PG_GETARG_OID(0);
 	partner = UserlifeRequireText(fcinfo, 1, "partner");
 	UserlifeCheckPartnerId(partner);
-	/* a regrole given as a number is not checked by its input function */
+	/*
+	 * A regrole given as a number is not checked by its input function; a
+	 * binding must name a role that exists (22023, a malformed argument).
+	 */
 	if (bind && !SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)))
 		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("role with OID %u does not exist", role)));
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("role with OID %u does not exist", role),
+				 errdetail("A partner can be bound only to an existing role.")));
 
 	AccessEnter(&scope, ACCESS_OWNER, NULL);
 	values[0] = ObjectIdGetDatum(role);

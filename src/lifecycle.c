@@ -1190,7 +1190,7 @@ soft_delete(const char *partner, const char *external_id, bool *found)
 	result = run_user_update(&plan,
 							 "UPDATE userlife.users u SET status = 'deleted', deleted_at = pg_catalog.now(),"
 							 " purge_after = pg_catalog.timezone('UTC', pg_catalog.timezone('UTC', pg_catalog.now())"
-							 "  + pg_catalog.least(p.retention, '100 years'::pg_catalog.interval)) "
+							 "  + LEAST(p.retention, '100 years'::pg_catalog.interval)) "
 							 "FROM userlife.partners p "
 							 "WHERE p.partner = u.partner AND u.partner = $1 AND u.external_id = $2"
 							 " AND u.status <> 'deleted' RETURNING u",
