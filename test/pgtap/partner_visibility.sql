@@ -80,8 +80,8 @@ SELECT lives_ok($$SELECT userlife.bind_partner('pv_dev_renamed', 'pv-a')$$, 'bin
 SELECT is(pg_temp.seen('pv_dev_renamed'), 'pv-a', 'the renamed role sees the partner bound again');
 
 -- a role OID that names no role cannot be bound
-SELECT throws_ok($$SELECT userlife.bind_partner(4000000000::oid::regrole, 'pv-a')$$, '42704', NULL,
-                 'binding an OID of no role: 42704');
+SELECT throws_ok($$SELECT userlife.bind_partner(4000000000::oid::regrole, 'pv-a')$$, '22023', NULL,
+                 'binding an OID of no role: 22023');
 
 SELECT * FROM finish();
 ROLLBACK;
