@@ -33,18 +33,6 @@ SELECT is((SELECT retention FROM userlife.partners WHERE partner = 'rb-ok-1'), '
 SELECT throws_ok($$SET LOCAL userlife.default_retention = '101 years'$$, '22023', NULL,
                  'userlife.default_retention over 100 years: 22023');
 
--- deletion with a huge stored retention (from 0.2.0, or past the
--- constraint): capped at 100 years, never a timestamp overflow
-ALTER TABLE userlife.partners DROP CONSTRAINT IF EXISTS partners_retention_at_most_100_years;
-UPDATE userlife.partners SET retention = '300000 years' WHERE partner = 'rb-ok-2';
-SELECT count(userlife.register_user('rb-ok-2', 'u-' || i)) FROM generate_series(1, 3) i \gset
-SELECT lives_ok($$SELECT userlife.delete_user('rb-ok-2', 'u-1')$$, 'delete_user under a 300000-year retention');
-SELECT is((SELECT purge_after FROM userlife.get_user('rb-ok-2', 'u-1')),
-          ((now() AT TIME ZONE 'UTC') + interval '100 years') AT TIME ZONE 'UTC',
-          'purge_after is capped at 100 years');
-SELECT results_eq($$SELECT result FROM userlife.delete_users('rb-ok-2', ARRAY['u-2', 'u-3'])$$,
-                  ARRAY['deleted', 'deleted'], 'delete_users deletes the batch under it too');
-
 -- purge_after = now() + retention counted in UTC, whatever the session's TimeZone
 SELECT count(userlife.register_user('rb-ok-3', 'tz-' || i)) FROM generate_series(1, 3) i \gset
 SELECT userlife.set_retention('rb-ok-3', '200 days') IS NOT NULL AS set \gset
@@ -58,6 +46,18 @@ RESET TIME ZONE;
 SELECT is(purge_after, ((now() AT TIME ZONE 'UTC') + interval '200 days') AT TIME ZONE 'UTC',
           format('purge_after of %s (deleted under another TimeZone) is 200 days of UTC later', external_id))
   FROM userlife.users WHERE partner = 'rb-ok-3' ORDER BY external_id;
+
+-- deletion with a huge stored retention (from 0.2.0, or past the
+-- constraint): capped at 100 years, never a timestamp overflow
+ALTER TABLE userlife.partners DROP CONSTRAINT IF EXISTS partners_retention_at_most_100_years;
+UPDATE userlife.partners SET retention = '300000 years' WHERE partner = 'rb-ok-2';
+SELECT count(userlife.register_user('rb-ok-2', 'u-' || i)) FROM generate_series(1, 3) i \gset
+SELECT lives_ok($$SELECT userlife.delete_user('rb-ok-2', 'u-1')$$, 'delete_user under a 300000-year retention');
+SELECT is((SELECT purge_after FROM userlife.get_user('rb-ok-2', 'u-1')),
+          ((now() AT TIME ZONE 'UTC') + interval '100 years') AT TIME ZONE 'UTC',
+          'purge_after is capped at 100 years');
+SELECT results_eq($$SELECT result FROM userlife.delete_users('rb-ok-2', ARRAY['u-2', 'u-3'])$$,
+                  ARRAY['deleted', 'deleted'], 'delete_users deletes the batch under it too');
 
 SELECT * FROM finish();
 ROLLBACK;
