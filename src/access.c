@@ -227,8 +227,8 @@ change_binding(FunctionCallInfo fcinfo, bool bind)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("partner \"%s\" does not exist", partner)));
+	/* binding again refreshes the name: a renamed or stale binding is the role's now */
 	if (bind)
-		/* binding again refreshes the name: a renamed or stale binding is the role's now */
 		rc = SPI_execute_plan(UserlifePreparePlan(&bind_plan,
 												  "INSERT INTO userlife.partner_bindings AS b (role, partner, role_name) "
 												  "VALUES ($1::pg_catalog.regrole, $2, $3) "

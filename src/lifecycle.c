@@ -418,10 +418,11 @@ run_user_update(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
 /*
  * check_retention
  *		A retention must be positive and at most 100 years
- *		(USERLIFE_MAX_RETENTION_MONTHS).  Both bounds compare with interval_cmp, PostgreSQL's own
- *		interval order (a month is 30 days, a day 24 hours), which is also
- *		what the partners_retention_* CHECK constraints and the cap in
- *		soft_delete use, so that all of them agree on every interval.
+ *		(USERLIFE_MAX_RETENTION_MONTHS).  Both bounds compare with
+ *		interval_cmp, PostgreSQL's own interval order (a month is 30 days, a
+ *		day 24 hours), which is also what the partners_retention_* CHECK
+ *		constraints and the cap in soft_delete use, so that all of them
+ *		agree on every interval: '36500 days' is longer than '100 years'.
  */
 static void
 check_retention(Interval *retention)
