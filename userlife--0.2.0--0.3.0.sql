@@ -27,7 +27,6 @@ CREATE TABLE userlife.audit_keys (
 );
 COMMENT ON TABLE userlife.audit_keys IS
 	'per-user keys of the audit digests of personal values; deleted at erasure, so erased values cannot be confirmed by guessing';
-REVOKE ALL ON userlife.audit_keys FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('userlife.audit_keys', '');
 
 
@@ -40,9 +39,6 @@ CREATE FUNCTION userlife.canonical_body(body jsonb)
 	LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'userlife_canonical_body';
 COMMENT ON FUNCTION userlife.canonical_body(jsonb) IS
 	'the text a signature_v2 covers: the body without signature and signature_v2, keys sorted, no whitespace, as Python''s json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False) writes it';
-REVOKE ALL ON FUNCTION userlife.canonical_body(jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION userlife.canonical_body(jsonb)
-	TO userlife_developer, userlife_compliance, userlife_admin, userlife_owner;
 COMMENT ON FUNCTION userlife.enrollee_request(jsonb) IS
 	'a partner''s signed enrollee request (signature, optionally the body-bound signature_v2): verified, then applied in one transaction';
 
@@ -50,6 +46,37 @@ COMMENT ON FUNCTION userlife.enrollee_request(jsonb) IS
 ------------------------------------------------------------------------
 -- Privileges, partners and bindings
 ------------------------------------------------------------------------
+
+-- A partner's retention is at most 100 years (SPEC §5.1).  0.2.0 took any
+-- positive interval, and a longer one made every deletion of the partner's
+-- users fail with a timestamp overflow; such a row is brought down to the
+-- limit (deletion caps it there too), so that the constraint can hold.
+UPDATE userlife.partners SET retention = '100 years'::pg_catalog.interval
+ WHERE retention OPERATOR(pg_catalog.>) '100 years'::pg_catalog.interval;
+ALTER TABLE userlife.partners ADD CONSTRAINT partners_retention_at_most_100_years
+	CHECK (retention OPERATOR(pg_catalog.<=) '100 years'::pg_catalog.interval);
+
+-- A role sees the partners rows of its bound partners only, as with users.
+ALTER TABLE userlife.partners ENABLE ROW LEVEL SECURITY;
+CREATE POLICY partners_by_partner ON userlife.partners FOR SELECT
+	USING ((SELECT userlife.sees_every_partner())
+		   OR partner OPERATOR(pg_catalog.=) ANY ((SELECT userlife.bound_partners())::pg_catalog.text[]));
+
+-- A binding keeps the name its role had: DROP ROLE leaves the row behind,
+-- and a role created later may get the same OID; the binding is honoured
+-- only while OID and name still match (access.c), and run_maintenance
+-- drops the ones that no longer do.  Bindings of roles already dropped go
+-- now: their name is lost.
+DELETE FROM userlife.partner_bindings b
+ WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+				   WHERE r.oid OPERATOR(pg_catalog.=) b.role::pg_catalog.oid);
+ALTER TABLE userlife.partner_bindings ADD COLUMN role_name text;
+UPDATE userlife.partner_bindings b
+   SET role_name = pg_catalog.pg_get_userbyid(b.role::pg_catalog.oid)::pg_catalog.text;
+ALTER TABLE userlife.partner_bindings ALTER COLUMN role_name SET NOT NULL;
+COMMENT ON COLUMN userlife.partner_bindings.role_name IS
+	'name of the role when it was bound; the binding lapses when the role with this OID has another name';
+
 
 
 ------------------------------------------------------------------------
@@ -75,8 +102,6 @@ CREATE TABLE userlife.purge_failures (
 CREATE INDEX purge_failures_failed_at_idx ON userlife.purge_failures (failed_at);
 COMMENT ON TABLE userlife.purge_failures IS
 	'users whose last purge failed, with when, how often and the SQLSTATE; purged after the others';
-REVOKE ALL ON userlife.purge_failures FROM PUBLIC;
-GRANT SELECT ON userlife.purge_failures TO userlife_owner;
 
 
 ------------------------------------------------------------------------
@@ -91,8 +116,6 @@ CREATE FUNCTION userlife.unschedule_maintenance() RETURNS boolean
 	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_unschedule_maintenance';
 COMMENT ON FUNCTION userlife.unschedule_maintenance() IS
 	'removes the pg_cron job schedule_maintenance registered for this database; false if there was none';
-REVOKE ALL ON FUNCTION userlife.unschedule_maintenance() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION userlife.unschedule_maintenance() TO userlife_owner;
 
 -- TRUNCATE would remove users without audit, tombstone or legal-hold check;
 -- enabled ALWAYS: session_replication_role does not switch it off
@@ -133,9 +156,6 @@ CREATE FUNCTION userlife.import_users(partner text, users jsonb,
 	LANGUAGE c VOLATILE PARALLEL UNSAFE ROWS 1000 AS 'MODULE_PATHNAME', 'userlife_import_users';
 COMMENT ON FUNCTION userlife.import_users(text, jsonb, text, text) IS
 	'pre-loads up to 10,000 users: one result row per item, in input order; a bad item never stops the others';
-REVOKE ALL ON FUNCTION userlife.import_users(text, jsonb, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION userlife.import_users(text, jsonb, text, text)
-	TO userlife_developer, userlife_admin, userlife_owner;
 
 -- the counters are read through jobs_user_idx and audit_user_idx, both
 -- (user_id, id), which the base install already has
@@ -144,6 +164,83 @@ CREATE FUNCTION userlife.user_summary(partner text, external_id text)
 	LANGUAGE c STABLE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_user_summary';
 COMMENT ON FUNCTION userlife.user_summary(text, text) IS
 	'a user at a glance: its row and counters of its jobs, changes and webhook deliveries';
-REVOKE ALL ON FUNCTION userlife.user_summary(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION userlife.user_summary(text, text)
+
+
+------------------------------------------------------------------------
+-- Privileges (keep this section the last of the script)
+------------------------------------------------------------------------
+-- Privileges are SPEC §3's whatever ALTER DEFAULT PRIVILEGES the installing
+-- role had: those applied to every object the scripts created, so every
+-- object of the extension is stripped to its owner's privileges, then given
+-- exactly the grants below.  Keep this block the last of the script: an
+-- object created after it would keep what default privileges give it.
+CREATE FUNCTION userlife.strip_privileges()
+	RETURNS bigint
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_strip_privileges';
+COMMENT ON FUNCTION userlife.strip_privileges() IS
+	'for the extension''s scripts only: revokes every privilege on the extension''s objects but their owner''s';
+SELECT userlife.strip_privileges();
+
+GRANT USAGE ON SCHEMA userlife TO userlife_reader, userlife_developer,
+	userlife_compliance, userlife_admin, userlife_owner;
+GRANT USAGE ON TYPE userlife.user_status TO PUBLIC;
+-- row-level security calls these as the querying role
+GRANT EXECUTE ON FUNCTION userlife.sees_every_partner(), userlife.bound_partners() TO PUBLIC;
+
+GRANT SELECT ON userlife.users, userlife.status_counts, userlife.jobs, userlife.partners,
+	userlife.transitions
 	TO userlife_reader, userlife_developer, userlife_compliance, userlife_admin, userlife_owner;
+GRANT SELECT ON userlife.audit, userlife.due_for_purge TO userlife_compliance, userlife_admin, userlife_owner;
+GRANT SELECT ON userlife.events TO userlife_developer, userlife_admin, userlife_owner;
+GRANT SELECT ON userlife.partner_bindings, userlife.purge_failures TO userlife_owner;
+GRANT INSERT, UPDATE, DELETE ON userlife.transitions TO userlife_owner;
+
+GRANT EXECUTE ON FUNCTION
+	userlife.get_user(text, text),
+	userlife.list_users(text, userlife.user_status, text, timestamptz, timestamptz, text, integer, uuid, integer),
+	userlife.count_users(text, userlife.user_status, text, timestamptz, timestamptz, text),
+	userlife.users_page(text, integer, integer, userlife.user_status, text),
+	userlife.user_summary(text, text)
+	TO userlife_reader, userlife_developer, userlife_compliance, userlife_admin, userlife_owner;
+GRANT EXECUTE ON FUNCTION
+	userlife.register_user(text, text, text, text, jsonb, text[], userlife.user_status),
+	userlife.update_user(text, text, text, text, jsonb, text[], bigint),
+	userlife.mark_verified(text, text, jsonb),
+	userlife.record_job(text, text, text, text, jsonb),
+	userlife.import_users(text, jsonb, text, text)
+	TO userlife_developer, userlife_admin, userlife_owner;
+GRANT EXECUTE ON FUNCTION
+	userlife.set_status(text, text, userlife.user_status, text, timestamptz),
+	userlife.enable_user(text, text, text),
+	userlife.disable_user(text, text, text),
+	userlife.set_fraud_flag(text, text, boolean, text),
+	userlife.allow_reenroll(text, text, boolean, text),
+	userlife.delete_user(text, text, text),
+	userlife.delete_users(text, text[], text),
+	userlife.restore_user(text, text, text),
+	userlife.user_history(text, text),
+	userlife.verify_audit(text, text),
+	userlife.erase_user(text, text, text),
+	userlife.set_legal_hold(text, text, boolean, text)
+	TO userlife_compliance, userlife_admin, userlife_owner;
+GRANT EXECUTE ON FUNCTION
+	userlife.verify_signature(text, text, text, text),
+	userlife.enrollee_request(jsonb),
+	userlife.canonical_body(jsonb)
+	TO userlife_developer, userlife_compliance, userlife_admin, userlife_owner;
+GRANT EXECUTE ON FUNCTION
+	userlife.claim_events(integer, text),
+	userlife.ack_events(bigint[])
+	TO userlife_developer, userlife_admin, userlife_owner;
+GRANT EXECUTE ON FUNCTION
+	userlife.create_partner(text, text, interval),
+	userlife.set_retention(text, interval),
+	userlife.bind_partner(regrole, text),
+	userlife.unbind_partner(regrole, text),
+	userlife.issue_api_key(text, text, interval),
+	userlife.generate_signature(text, text, text),
+	userlife.purge_expired(integer),
+	userlife.run_maintenance(integer),
+	userlife.schedule_maintenance(text),
+	userlife.unschedule_maintenance()
+	TO userlife_owner;

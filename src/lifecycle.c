@@ -437,16 +437,34 @@ run_user_update(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
  * Partners
  *------------------------------------------------------------------------
  */
+/*
+ * check_retention
+ *		A retention must be positive and at most 100 years
+ *		(USERLIFE_MAX_RETENTION_MONTHS).  Both bounds compare with
+ *		interval_cmp, PostgreSQL's own interval order (a month is 30 days, a
+ *		day 24 hours), which is also what the partners_retention_* CHECK
+ *		constraints and the cap in soft_delete use, so that all of them
+ *		agree on every interval: '36500 days' is longer than '100 years'.
+ */
 static void
 check_retention(Interval *retention)
 {
 	Interval	zero = {0, 0, 0};
+	Interval	limit = {0, 0, USERLIFE_MAX_RETENTION_MONTHS};
 
 	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(retention),
 										  IntervalPGetDatum(&zero))) <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("retention must be a positive interval")));
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(retention),
+										  IntervalPGetDatum(&limit))) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("retention \"%s\" is longer than 100 years",
+						DatumGetCString(DirectFunctionCall1(interval_out,
+															IntervalPGetDatum(retention)))),
+				 errdetail("A partner's retention is at most 100 years.")));
 }
 
 /* create_partner(partner, display_name, retention): registers a partner */
@@ -1211,6 +1229,13 @@ userlife_set_fraud_flag(PG_FUNCTION_ARGS)
  *		user already deleted from one that does not exist.  The caller has
  *		entered and begun the write.  The statements' result tables are
  *		freed here, so that a batch of deletions does not keep one per user.
+ *
+ *		purge_after is now() + retention counted in UTC, so that the
+ *		caller's TimeZone (a DST change within the retention) cannot move
+ *		it, and with the retention capped at the 100 years check_retention
+ *		allows: a partners row written before that check existed, or by a
+ *		superuser past the constraint, must not make every deletion fail
+ *		with a timestamp overflow.
  */
 static bool
 soft_delete(const char *partner, const char *external_id, Datum *row, bool *found)
@@ -1223,15 +1248,11 @@ soft_delete(const char *partner, const char *external_id, Datum *row, bool *foun
 
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(external_id);
-	/*
-	 * The retention is added as UTC calendar time: timestamptz + interval
-	 * would make "30 days" an hour shorter or longer across a daylight
-	 * saving change of the caller's TimeZone.
-	 */
 	UserlifeRun(&plan,
 				"UPDATE userlife.users u SET status = 'deleted', deleted_at = pg_catalog.now(),"
 				" purge_after = pg_catalog.timezone('UTC',"
-				" pg_catalog.timezone('UTC', pg_catalog.now()) + p.retention) "
+				" pg_catalog.timezone('UTC', pg_catalog.now())"
+				"  + LEAST(p.retention, '100 years'::pg_catalog.interval)) "
 				"FROM userlife.partners p "
 				"WHERE p.partner = u.partner AND u.partner = $1 AND u.external_id = $2"
 				" AND u.status <> 'deleted' RETURNING u",

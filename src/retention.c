@@ -81,13 +81,19 @@ purge_user(Oid caller, Datum user_id, const char *action, const char *reason)
 	Datum		values[2] = {user_id, (Datum) 0};
 
 	WriteCtxBegin(caller, reason, action, WRITE_LIFECYCLE);
-	/* the tombstone first: it reads what the delete removes */
+	/*
+	 * The tombstone first: it reads what the delete removes.  It keeps a
+	 * re-enrollment the partner already allowed (SPEC §5.6): the permission
+	 * was given for the external_id, and purging the row must not take it
+	 * back.
+	 */
 	UserlifeRun(&tombstone_plan,
-		"INSERT INTO userlife.tombstones AS t (partner, external_id_digest, user_id, enrollment_count)"
+		"INSERT INTO userlife.tombstones AS t (partner, external_id_digest, user_id, enrollment_count,"
+		" allow_new_enroll)"
 		" SELECT u.partner, pg_catalog.sha256(pg_catalog.convert_to(u.external_id, 'UTF8')),"
-		"  u.user_id, u.enrollment_count FROM userlife.users u WHERE u.user_id = $1 "
+		"  u.user_id, u.enrollment_count, u.allow_new_enroll FROM userlife.users u WHERE u.user_id = $1 "
 		"ON CONFLICT (partner, external_id_digest) DO UPDATE SET user_id = excluded.user_id,"
-		" enrollment_count = excluded.enrollment_count, allow_new_enroll = false,"
+		" enrollment_count = excluded.enrollment_count, allow_new_enroll = excluded.allow_new_enroll,"
 		" purged_at = pg_catalog.now()",
 		1, argtypes, values, NULL, false, 0, SPI_OK_INSERT);
 	UserlifeRun(&delete_plan, "DELETE FROM userlife.users u WHERE u.user_id = $1",
@@ -516,8 +522,9 @@ push_count(JsonbParseState **state, const char *key, int64 value)
 
 /*
  * run_maintenance(batch_size): ends due suspensions, purges expired users,
- * drops delivered events older than 7 days and remembered signatures whose
- * window has passed; returns the counts.
+ * drops delivered events older than 7 days, remembered signatures whose
+ * window has passed and bindings of dropped or renamed roles; returns the
+ * counts.
  */
 Datum
 userlife_run_maintenance(PG_FUNCTION_ARGS)
@@ -531,6 +538,7 @@ userlife_run_maintenance(PG_FUNCTION_ARGS)
 	int64		purge_failed;
 	int64		events;
 	int64		signatures;
+	int64		bindings;
 	Jsonb	   *built;
 	Jsonb	   *result;
 
@@ -539,6 +547,7 @@ userlife_run_maintenance(PG_FUNCTION_ARGS)
 	purge_expired(scope.caller, batch_size, &purged, &purge_failed);
 	events = drop_delivered_events();
 	signatures = SignatureForgetExpired();
+	bindings = AccessDropStaleBindings();
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	push_count(&state, "suspensions_ended", suspensions);
@@ -546,6 +555,7 @@ userlife_run_maintenance(PG_FUNCTION_ARGS)
 	push_count(&state, "purge_failed", purge_failed);
 	push_count(&state, "events_dropped", events);
 	push_count(&state, "signatures_forgotten", signatures);
+	push_count(&state, "bindings_dropped", bindings);
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	built = JsonbValueToJsonb(res);
 	result = (Jsonb *) SPI_palloc(VARSIZE(built));

@@ -27,6 +27,10 @@
 #define USERLIFE_MAX_EXTERNAL_ID	255
 #define USERLIFE_MAX_PARTNER_ID		64
 #define USERLIFE_MAX_EMAIL			254
+/* the regular expression of the users_email_format constraint, verbatim */
+#define USERLIFE_EMAIL_PATTERN		"^[^@[:space:]]+@[^@[:space:]]+\\.[^@[:space:]]+$"
+/* the longest retention a partner may have: 100 years, in interval_cmp's order */
+#define USERLIFE_MAX_RETENTION_MONTHS	1200
 
 /* user_status enum labels, in declaration order */
 typedef enum UserStatus
@@ -102,6 +106,7 @@ extern void AccessLeave(AccessScope *scope);
 extern bool AccessIsEntered(void);
 extern bool AccessIsPartnerWide(Oid role);
 extern void AccessCheckPartnerBinding(Oid role, const char *partner);
+extern int64 AccessDropStaleBindings(void);
 
 /* audit.c */
 extern void AuditInit(void);

@@ -6,7 +6,7 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export USERLIFE_ROOT=$ROOT
-BIN=/usr/lib/postgresql/15/bin
+BIN=${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}
 SECONDS_LOAD=${LOAD_SECONDS:-40}
 
 echo "1..11"

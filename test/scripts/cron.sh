@@ -9,7 +9,7 @@
 # (pg_cron preloaded, cron.database_name = userlife_cron, background
 # workers).  Prints TAP.
 set -uo pipefail
-BIN=/usr/lib/postgresql/15/bin
+BIN=${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}
 PSQL="$BIN/psql -X -q -v ON_ERROR_STOP=1 -d userlife_cron"
 other=userlife_cron_other
 

@@ -8,7 +8,7 @@
 # deleted by exactly one of them and reported already_deleted by the other,
 # one delete audit row per user.  Prints TAP.
 set -uo pipefail
-BIN=/usr/lib/postgresql/15/bin
+BIN=${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}
 PSQL="$BIN/psql -X -q -v ON_ERROR_STOP=1"
 db=userlife_deadlock
 rounds=20

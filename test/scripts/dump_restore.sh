@@ -4,7 +4,7 @@
 # and pg_restore (in replica mode, as the README says) into a fresh
 # database with identical contents, and userlife works there.  Prints TAP.
 set -uo pipefail
-BIN=/usr/lib/postgresql/15/bin
+BIN=${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}
 PSQL="$BIN/psql -X -q -v ON_ERROR_STOP=1"
 src=userlife_dump_src
 dst=userlife_dump_dst

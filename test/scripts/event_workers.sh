@@ -4,7 +4,7 @@
 # none lost.  Prints TAP.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-PSQL="/usr/lib/postgresql/15/bin/psql -X -q -v ON_ERROR_STOP=1"
+PSQL="${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}/psql -X -q -v ON_ERROR_STOP=1"
 WORKER="$ROOT/worker/userlife_worker"
 db=userlife_workers
 out=$(mktemp -d)

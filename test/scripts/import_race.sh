@@ -9,7 +9,7 @@
 # as 23505 and every registration lost refused with 23505, and the
 # winners' counts add up.  Prints TAP.
 set -uo pipefail
-BIN=/usr/lib/postgresql/15/bin
+BIN=${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}
 PSQL="$BIN/psql -X -q -v ON_ERROR_STOP=1"
 db=userlife_import_race
 rounds=5

@@ -5,7 +5,7 @@
 # auto_explain), and a keyset page deep in the
 # list reads as few buffers as the first page.  Prints TAP.
 set -uo pipefail
-PSQL="/usr/lib/postgresql/15/bin/psql -X -q -v ON_ERROR_STOP=1"
+PSQL="${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}/psql -X -q -v ON_ERROR_STOP=1"
 db=userlife_scale
 
 echo "1..13"

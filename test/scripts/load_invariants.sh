@@ -5,7 +5,7 @@
 # an unexpected error.  Prints TAP.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=/usr/lib/postgresql/15/bin
+BIN=${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}
 PSQL="$BIN/psql -X -q -v ON_ERROR_STOP=1"
 db=userlife_load
 SECONDS_LOAD=${LOAD_SECONDS:-60}

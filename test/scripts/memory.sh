@@ -11,7 +11,7 @@
 # same function, so the library, the plans and the catalog caches are
 # already loaded.  Prints TAP.
 set -uo pipefail
-BIN=/usr/lib/postgresql/15/bin
+BIN=${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}
 PSQL="$BIN/psql -X -q -v ON_ERROR_STOP=1"
 db=userlife_memory
 limit_kb=$((64 * 1024))

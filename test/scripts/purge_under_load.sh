@@ -5,7 +5,7 @@
 # nothing of the live users is lost, and every purged user leaves a
 # tombstone.  Prints TAP.
 set -uo pipefail
-BIN=/usr/lib/postgresql/15/bin
+BIN=${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}
 PSQL="$BIN/psql -X -q -v ON_ERROR_STOP=1"
 db=userlife_purge
 out=$(mktemp -d)

@@ -7,7 +7,7 @@
 # up again.  Then DROP SCHEMA public CASCADE, which would take the
 # extension, is refused under legal hold.  Prints TAP.
 set -uo pipefail
-BIN=/usr/lib/postgresql/15/bin
+BIN=${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}
 db=userlife_reinstall
 out=$(mktemp -d)
 chmod 755 "$out"

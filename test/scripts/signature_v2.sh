@@ -10,7 +10,7 @@
 # userlife.require_body_signature on) a request without one, and changes
 # nothing when it refuses.  Prints TAP.
 set -uo pipefail
-PSQL="/usr/lib/postgresql/15/bin/psql -X -q -v ON_ERROR_STOP=1"
+PSQL="${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}/psql -X -q -v ON_ERROR_STOP=1"
 export PGCLIENTENCODING=UTF8
 db=userlife_signature_v2
 P=acme-v2

@@ -6,7 +6,7 @@
 # malformed input is 22023; the four enrollee request variants end to end;
 # no role but the extension owner reads a key secret.  Prints TAP.
 set -uo pipefail
-PSQL="/usr/lib/postgresql/15/bin/psql -X -q -v ON_ERROR_STOP=1"
+PSQL="${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}/psql -X -q -v ON_ERROR_STOP=1"
 db=userlife_signatures
 P=acme-sig
 

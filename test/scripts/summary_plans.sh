@@ -5,7 +5,7 @@
 # scan (the counters are index scans of jobs_user_idx and audit_user_idx
 # that run no plan at all), and its counters are right.  Prints TAP.
 set -uo pipefail
-PSQL="/usr/lib/postgresql/15/bin/psql -X -q -v ON_ERROR_STOP=1"
+PSQL="${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}/psql -X -q -v ON_ERROR_STOP=1"
 db=userlife_summary
 
 echo "1..4"

@@ -9,7 +9,7 @@
 # two fresh installs compare equal, and a changed object is noticed.
 # Prints TAP.
 set -uo pipefail
-BIN=/usr/lib/postgresql/15/bin
+BIN=${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}
 PSQL="$BIN/psql -X -q -v ON_ERROR_STOP=1"
 CATALOG="$USERLIFE_ROOT/test/upgrade/catalog.sql"
 out=$(mktemp -d)
