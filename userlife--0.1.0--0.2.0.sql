@@ -3,6 +3,13 @@
 -- complain if script is sourced in psql, rather than via ALTER EXTENSION
 \echo Use "ALTER EXTENSION userlife UPDATE TO '0.2.0'" to load this file. \quit
 
+-- Writers of users wait until this update commits (readers go on): the
+-- copy below must see every user, and a registration that committed after
+-- the copy's snapshot, written while user_search was not yet visible to
+-- it, would have no search document.  Taken first, before the copy reads
+-- users, so that no weaker lock of this transaction is upgraded to it.
+LOCK TABLE userlife.users IN SHARE MODE;
+
 -- The trigram search index moves from users to a table of search
 -- documents of its own, so that a status change no longer writes it.
 CREATE TABLE userlife.user_search (

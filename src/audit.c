@@ -509,8 +509,23 @@ changed_fields_array(const AuditRecord *rec)
 	return PointerGetDatum(construct_array(elems, rec->nchanged, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
+static void
+push_int8(JsonbParseState **state, int64 n)
+{
+	JsonbValue	v;
+
+	v.type = jbvNumeric;
+	v.val.numeric = DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(n)));
+	pushJsonbValue(state, WJB_VALUE, &v);
+}
+
+/*
+ * event_payload
+ *		The payload of the change's event (SPEC §8); audit_id is left out
+ *		when it is not known yet (audit_id 0: the SQL statement adds it).
+ */
 static Jsonb *
-event_payload(const AuditRecord *rec)
+event_payload(const AuditRecord *rec, int64 audit_id)
 {
 	JsonbParseState *state = NULL;
 	JsonbValue *res;
@@ -540,8 +555,23 @@ event_payload(const AuditRecord *rec)
 	push_string(&state, WJB_KEY, "at");
 	push_string(&state, WJB_VALUE, JsonEncodeDateTime(NULL, TimestampTzGetDatum(rec->at),
 													  TIMESTAMPTZOID, &utc_offset));
+	/* what happened, and which audit row says so in full */
+	push_string(&state, WJB_KEY, "action");
+	push_string(&state, WJB_VALUE, rec->action);
+	if (audit_id > 0)
+	{
+		push_string(&state, WJB_KEY, "audit_id");
+		push_int8(&state, audit_id);
+	}
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	return JsonbValueToJsonb(res);
+}
+
+/* event_payload_fn: event_payload as append.c calls it, with the new audit_id */
+static Datum
+event_payload_fn(int64 audit_id, const void *arg)
+{
+	return JsonbPGetDatum(event_payload((const AuditRecord *) arg, audit_id));
 }
 
 /*
@@ -606,7 +636,8 @@ append_audit_sql(Datum *a, bool *an, Datum *e)
 				" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $17)"
 				" RETURNING audit_id) "
 				"INSERT INTO userlife.events (at, partner, user_id, audit_id, event_type, payload) "
-				"SELECT $1, $2, $3, a.audit_id, $15, $16 FROM a" :
+				"SELECT $1, $2, $3, a.audit_id, $15, $16 OPERATOR(pg_catalog.||)"
+				" pg_catalog.jsonb_build_object('audit_id', a.audit_id) FROM a" :
 				"WITH a AS ("
 				" INSERT INTO userlife.audit (at, partner, user_id, external_id, action,"
 				"  db_role, actor, reason, changed_fields, old_values, new_values, txid,"
@@ -614,7 +645,8 @@ append_audit_sql(Datum *a, bool *an, Datum *e)
 				" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 				" RETURNING audit_id) "
 				"INSERT INTO userlife.events (at, partner, user_id, audit_id, event_type, payload) "
-				"SELECT $1, $2, $3, a.audit_id, $15, $16 FROM a",
+				"SELECT $1, $2, $3, a.audit_id, $15, $16 OPERATOR(pg_catalog.||)"
+				" pg_catalog.jsonb_build_object('audit_id', a.audit_id) FROM a",
 				v2 ? 17 : 16, argtypes, values, nulls, false, 0, SPI_OK_INSERT);
 	UserlifeSpiFinish();
 }
@@ -660,12 +692,14 @@ append_audit(AuditRecord *rec, Datum user_id)
 	e[2] = a[2];
 	e[3] = user_id;
 	e[5] = CStringGetTextDatum(event_type_for(rec->action));
-	e[6] = JsonbPGetDatum(event_payload(rec));
 	en[7] = en[8] = true;
 	e[7] = e[8] = (Datum) 0;
 
-	if (!AppendAuditAndEvent(a, an, e, en))
+	if (!AppendAuditAndEvent(a, an, e, en, event_payload_fn, rec))
+	{
+		e[6] = JsonbPGetDatum(event_payload(rec, 0));
 		append_audit_sql(a, an, e);
+	}
 	maybe_notify(rec->partner);
 }
 
