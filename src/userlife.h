@@ -12,6 +12,7 @@
 #include "fmgr.h"
 #include "executor/spi.h"
 #include "nodes/execnodes.h"
+#include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 /* SQLSTATEs of SPEC §6 that PostgreSQL does not define */
@@ -139,6 +140,13 @@ extern Datum LifecycleDelete(Oid caller, const char *partner, const char *extern
 							 const char *reason);
 extern Datum LifecycleSetFraudFlag(Oid caller, const char *partner, const char *external_id,
 								   bool is_fraudulent, const char *reason);
+
+/* monitor.c: progress in pg_stat_activity, the maintenance log */
+extern bool MonitorProgressBegin(const char *what);
+extern void MonitorProgress(const char *fmt,...) pg_attribute_printf(1, 2);
+extern void MonitorProgressEnd(bool began);
+extern void MonitorRecordMaintenance(Oid caller, TimestampTz started, int32 batch_size,
+									 Jsonb *counts);
 
 /* maintenance.c */
 extern void MaintenanceInit(void);
