@@ -174,6 +174,22 @@ verify_one(Datum user_id, MemoryContext cxt)
 	return ok;
 }
 
+/* require_partner: P0002 for a partner that does not exist (after the binding check) */
+static void
+require_partner(Datum partner)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {partner};
+
+	UserlifeRun(&plan, "SELECT 1 FROM userlife.partners p WHERE p.partner OPERATOR(pg_catalog.=) $1",
+				1, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("partner \"%s\" does not exist", TextDatumGetCString(partner))));
+}
+
 /*
  * verify_partner_audit(partner): the partner's users whose audit chain does
  * not verify (user_id, and external_id unless purged); none when all do.
@@ -198,6 +214,7 @@ userlife_verify_partner_audit(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
 	values[0] = CStringGetTextDatum(partner);
+	require_partner(values[0]);
 	portal = SPI_cursor_open(NULL,
 							 UserlifePreparePlan(&plan,
 												 "SELECT u.user_id, u.external_id FROM userlife.users u"
