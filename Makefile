@@ -14,6 +14,7 @@ OBJS = \
 	src/lifecycle.o \
 	src/listing.o \
 	src/maintenance.o \
+	src/monitor.o \
 	src/retention.o \
 	src/search.o \
 	src/signature.o \

@@ -3,6 +3,15 @@
 -- complain if script is sourced in psql, rather than via ALTER EXTENSION
 \echo Use "ALTER EXTENSION userlife UPDATE TO '0.2.0'" to load this file. \quit
 
+-- Every session using users waits until this update commits.  The copy
+-- below must see every user: a registration committed after the copy's
+-- snapshot, written while user_search was not yet visible to it, would
+-- have no search document.  ACCESS EXCLUSIVE, not SHARE: DROP INDEX and
+-- CREATE TRIGGER below take it anyway, and a weaker lock upgraded later
+-- deadlocks with a writer that read users before writing (register_user
+-- does); taken first, it only waits for the transactions already running.
+LOCK TABLE userlife.users IN ACCESS EXCLUSIVE MODE;
+
 -- The trigram search index moves from users to a table of search
 -- documents of its own, so that a status change no longer writes it.
 CREATE TABLE userlife.user_search (

@@ -166,6 +166,85 @@ COMMENT ON FUNCTION userlife.user_summary(text, text) IS
 	'a user at a glance: its row and counters of its jobs, changes and webhook deliveries';
 
 
+
+------------------------------------------------------------------------
+-- Operations: monitoring, events, search repair
+------------------------------------------------------------------------
+CREATE FUNCTION userlife.rebuild_search() RETURNS bigint
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_rebuild_search';
+COMMENT ON FUNCTION userlife.rebuild_search() IS
+	'rewrites the search document of every user that lacks it or whose document is stale, under a SHARE lock on users (writers wait); returns the number of users';
+
+-- An update from 0.1.0 made before 0.3.0 copied the users without a lock:
+-- a registration committed during it has no search document.  Repaired
+-- here; documents that are right are not written again.
+SELECT userlife.rebuild_search();
+
+CREATE FUNCTION userlife.verify_partner_audit(partner text)
+	RETURNS TABLE(external_id text, user_id uuid)
+	LANGUAGE c STABLE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_verify_partner_audit';
+COMMENT ON FUNCTION userlife.verify_partner_audit(text) IS
+	'the partner''s users whose audit chain does not verify (purged ones by their tombstone, external_id NULL); no rows when all do';
+
+-- one row per run_maintenance call, written by it; rows older than 30
+-- days are dropped by it.  Operational state, not data: not dumped.
+CREATE TABLE userlife.maintenance_log (
+	run_id      bigint GENERATED ALWAYS AS IDENTITY,
+	started_at  timestamptz NOT NULL,
+	finished_at timestamptz NOT NULL,
+	db_role     text NOT NULL,
+	batch_size  integer NOT NULL,
+	counts      jsonb NOT NULL,
+	CONSTRAINT maintenance_log_pkey PRIMARY KEY (run_id)
+);
+CREATE INDEX maintenance_log_started_at_idx ON userlife.maintenance_log (started_at);
+COMMENT ON TABLE userlife.maintenance_log IS
+	'one row per run_maintenance call: when, by whom, and the counts it returned; kept 30 days';
+
+CREATE VIEW userlife.maintenance_runs WITH (security_invoker = true) AS
+	SELECT l.run_id, l.started_at, l.finished_at,
+		   l.finished_at OPERATOR(pg_catalog.-) l.started_at AS duration,
+		   l.db_role, l.batch_size,
+		   (l.counts OPERATOR(pg_catalog.->>) 'suspensions_ended')::bigint AS suspensions_ended,
+		   (l.counts OPERATOR(pg_catalog.->>) 'users_purged')::bigint AS users_purged,
+		   (l.counts OPERATOR(pg_catalog.->>) 'purge_failed')::bigint AS purge_failed,
+		   (l.counts OPERATOR(pg_catalog.->>) 'events_dropped')::bigint AS events_dropped,
+		   l.counts
+	FROM userlife.maintenance_log l;
+COMMENT ON VIEW userlife.maintenance_runs IS
+	'the run_maintenance calls of the last 30 days with their durations and counts';
+
+-- every partner the caller sees, with zeros when nothing waits, so that an
+-- alert can compare each partner's numbers with a threshold
+CREATE VIEW userlife.event_backlog WITH (security_invoker = true) AS
+	SELECT p.partner,
+		   coalesce(b.undelivered, 0) AS undelivered,
+		   b.oldest_undelivered_at,
+		   pg_catalog.now() OPERATOR(pg_catalog.-) b.oldest_undelivered_at AS oldest_undelivered_age,
+		   coalesce(b.claimed_unacknowledged, 0) AS claimed_unacknowledged,
+		   coalesce(b.claims_lapsed, 0) AS claims_lapsed
+	FROM userlife.partners p
+	LEFT JOIN (SELECT e.partner, pg_catalog.count(*) AS undelivered,
+					  pg_catalog.min(e.at) AS oldest_undelivered_at,
+					  pg_catalog.count(*) FILTER (WHERE e.claimed_at IS NOT NULL) AS claimed_unacknowledged,
+					  pg_catalog.count(*) FILTER (WHERE e.claimed_at OPERATOR(pg_catalog.<)
+						  pg_catalog.now() OPERATOR(pg_catalog.-) '5 minutes'::pg_catalog.interval) AS claims_lapsed
+			   FROM userlife.events e
+			   WHERE e.delivered_at IS NULL
+			   GROUP BY e.partner) b ON b.partner OPERATOR(pg_catalog.=) p.partner;
+COMMENT ON VIEW userlife.event_backlog IS
+	'per partner: events not yet acknowledged, the oldest one''s time and age, those claimed but not acknowledged, and claims older than 5 minutes (lapsed: claimable again)';
+
+CREATE VIEW userlife.audit_size WITH (security_invoker = true) AS
+	SELECT a.partner, pg_catalog.count(*) AS audit_rows,
+		   pg_catalog.sum(pg_catalog.pg_column_size(a.*))::bigint AS bytes,
+		   pg_catalog.min(a.at) AS oldest_at, pg_catalog.max(a.at) AS newest_at
+	FROM userlife.audit a
+	GROUP BY a.partner;
+COMMENT ON VIEW userlife.audit_size IS
+	'per partner: audit rows, their size in bytes (row data, without indexes; reads the whole audit) and the oldest and newest row''s time';
+
+
 ------------------------------------------------------------------------
 -- Privileges (keep this section the last of the script)
 ------------------------------------------------------------------------
@@ -193,6 +272,9 @@ GRANT SELECT ON userlife.users, userlife.status_counts, userlife.jobs, userlife.
 GRANT SELECT ON userlife.audit, userlife.due_for_purge TO userlife_compliance, userlife_admin, userlife_owner;
 GRANT SELECT ON userlife.events TO userlife_developer, userlife_admin, userlife_owner;
 GRANT SELECT ON userlife.partner_bindings, userlife.purge_failures TO userlife_owner;
+GRANT SELECT ON userlife.maintenance_log, userlife.maintenance_runs TO userlife_compliance, userlife_owner;
+GRANT SELECT ON userlife.event_backlog TO userlife_developer, userlife_admin, userlife_owner;
+GRANT SELECT ON userlife.audit_size TO userlife_compliance, userlife_admin, userlife_owner;
 GRANT INSERT, UPDATE, DELETE ON userlife.transitions TO userlife_owner;
 
 GRANT EXECUTE ON FUNCTION
@@ -221,7 +303,8 @@ GRANT EXECUTE ON FUNCTION
 	userlife.user_history(text, text),
 	userlife.verify_audit(text, text),
 	userlife.erase_user(text, text, text),
-	userlife.set_legal_hold(text, text, boolean, text)
+	userlife.set_legal_hold(text, text, boolean, text),
+	userlife.verify_partner_audit(text)
 	TO userlife_compliance, userlife_admin, userlife_owner;
 GRANT EXECUTE ON FUNCTION
 	userlife.verify_signature(text, text, text, text),
@@ -242,5 +325,6 @@ GRANT EXECUTE ON FUNCTION
 	userlife.purge_expired(integer),
 	userlife.run_maintenance(integer),
 	userlife.schedule_maintenance(text),
-	userlife.unschedule_maintenance()
+	userlife.unschedule_maintenance(),
+	userlife.rebuild_search()
 	TO userlife_owner;

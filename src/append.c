@@ -285,13 +285,15 @@ insert_row(EState *estate, Relation rel, Datum *values, bool *nulls)
 /*
  * AppendAuditAndEvent
  *		Inserts the audit row and its event.  The values are in the tables'
- *		column order; the identity columns (audit_id, event_id) and the
- *		event's audit_id are filled in here.  Returns false, having written
- *		nothing, when the tables no longer allow writing them directly.
+ *		column order; the identity columns (audit_id, event_id), the
+ *		event's audit_id and its payload, payload(audit_id, payload_arg),
+ *		are filled in here.  Returns false, having written nothing, when
+ *		the tables no longer allow writing them directly.
  */
 bool
 AppendAuditAndEvent(Datum *audit_values, bool *audit_nulls,
-					Datum *event_values, bool *event_nulls)
+					Datum *event_values, bool *event_nulls,
+					AppendPayloadFn payload, const void *payload_arg)
 {
 	Relation	audit_rel;
 	Relation	events_rel;
@@ -308,6 +310,7 @@ AppendAuditAndEvent(Datum *audit_values, bool *audit_nulls,
 	audit_nulls[AUDIT_ATT_AUDIT_ID] = false;
 	event_nulls[EVENTS_ATT_EVENT_ID] = false;
 	event_nulls[EVENTS_ATT_AUDIT_ID] = false;
+	event_nulls[EVENTS_ATT_PAYLOAD] = false;
 	if (!nulls_allowed(audit_rel, audit_nulls) || !nulls_allowed(events_rel, event_nulls))
 	{
 		table_close(events_rel, NoLock);
@@ -322,6 +325,7 @@ AppendAuditAndEvent(Datum *audit_values, bool *audit_nulls,
 
 	event_values[EVENTS_ATT_EVENT_ID] = Int64GetDatum(nextval_internal(events_target.identity_seq, false));
 	event_values[EVENTS_ATT_AUDIT_ID] = Int64GetDatum(audit_id);
+	event_values[EVENTS_ATT_PAYLOAD] = payload(audit_id, payload_arg);
 	insert_row(estate, events_rel, event_values, event_nulls);
 	FreeExecutorState(estate);
 

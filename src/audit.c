@@ -20,8 +20,11 @@
  * one SHA-256 digest per changed value.  Hashing digests of the values,
  * not the values, is what lets redaction replace a personal value by its
  * digest and leave the chain verifiable.  The newest row_hash is kept in
- * users.audit_head, so appending needs no lookup; it is NULL only after
- * registration, when the first update reads it from the audit once.
+ * users.audit_head, so appending needs no lookup.  A registration's row is
+ * sealed by BEFORE INSERT, so the inserted row carries its head (and
+ * register_user returns it); AFTER INSERT writes that sealed row, and its
+ * digest key, only once the insert happened.  A row registered before
+ * 0.3.0 may still lack the head; its first update reads it once.
  *
  * Memory: everything is allocated in the trigger's (per-tuple) context or
  * inside SPI; the only static state is plans, attribute numbers (reset by
@@ -45,10 +48,12 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -111,6 +116,23 @@ static AttrNumber attnums[NUM_COLUMNS];
 
 static SPIPlanPtr head_plan = NULL;
 
+/*
+ * A registration's audit row, sealed by the BEFORE INSERT trigger (whose
+ * row then carries its hash as audit_head) and written by the AFTER INSERT
+ * trigger once the row is known to be inserted, by user_id.  Entries live
+ * for the transaction at most; their data is freed whenever none is left.
+ */
+typedef struct PendingRegistration
+{
+	pg_uuid_t	user_id;		/* hash key */
+	AuditRecord rec;
+	bool		store_key;		/* key was made for this row, not stored yet */
+	uint8		key[CHAIN_KEY_LEN];
+} PendingRegistration;
+
+static HTAB *pending = NULL;
+static MemoryContext pending_cxt = NULL;
+
 /* notification state of this backend */
 static bool notified_in_xact = false;
 static SubTransactionId notified_subid = InvalidSubTransactionId;	/* queued it */
@@ -145,11 +167,15 @@ notify_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PREPARE:
+			pending = NULL;		/* went with TopTransactionContext */
+			pending_cxt = NULL;
 			notified_in_xact = false;
 			last_notify_before_xact = last_notify_at;
 			break;
 		case XACT_EVENT_ABORT:
 			/* the queued notification died with the transaction */
+			pending = NULL;
+			pending_cxt = NULL;
 			notified_in_xact = false;
 			last_notify_at = last_notify_before_xact;
 			break;
@@ -423,12 +449,16 @@ diff_rows(AuditRecord *rec, TupleDesc desc, HeapTuple oldtup, HeapTuple newtup)
  *		Hashes a row being written, in the version the audit table takes,
  *		with the user's digest key when a personal value changed: a new
  *		user's key is made here, another user's read, or made for one
- *		registered before 0.3.0 or re-enrolled after erasure.
+ *		registered before 0.3.0 or re-enrolled after erasure.  A key made
+ *		here is stored at once, unless unstored_key is given: then it is
+ *		put there and true returned, and the caller stores it once the row
+ *		is known to be written (ChainStoreUserKey).
  */
-static void
-seal_row(AuditRecord *rec, Datum user_id, bool new_user)
+static bool
+seal_row(AuditRecord *rec, Datum user_id, bool new_user, uint8 *unstored_key)
 {
 	uint8		fresh[CHAIN_KEY_LEN];
+	bool		deferred = false;
 
 	rec->version = ChainWriteVersion();
 	rec->redacted_form = false;
@@ -437,7 +467,13 @@ seal_row(AuditRecord *rec, Datum user_id, bool new_user)
 	{
 		if (!new_user)
 			rec->key = ChainUserKey(user_id);
-		if (rec->key == NULL)
+		if (rec->key == NULL && unstored_key != NULL)
+		{
+			ChainNewUserKey(unstored_key);
+			rec->key = unstored_key;
+			deferred = true;
+		}
+		else if (rec->key == NULL)
 		{
 			ChainCreateUserKey(user_id, fresh);
 			rec->key = fresh;
@@ -445,7 +481,11 @@ seal_row(AuditRecord *rec, Datum user_id, bool new_user)
 	}
 	if (!ChainComputeRowHash(rec))
 		elog(ERROR, "the audit row of user %s cannot be hashed", rec->user_id);
+	if (!deferred)
+		rec->key = NULL;		/* fresh is about to go out of scope */
+	return deferred;
 }
+
 /*
  * load_chain_head
  *		The newest row_hash of the user, read from the audit: by a probe of
@@ -509,8 +549,23 @@ changed_fields_array(const AuditRecord *rec)
 	return PointerGetDatum(construct_array(elems, rec->nchanged, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
+static void
+push_int8(JsonbParseState **state, int64 n)
+{
+	JsonbValue	v;
+
+	v.type = jbvNumeric;
+	v.val.numeric = DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(n)));
+	pushJsonbValue(state, WJB_VALUE, &v);
+}
+
+/*
+ * event_payload
+ *		The payload of the change's event (SPEC §8); audit_id is left out
+ *		when it is not known yet (audit_id 0: the SQL statement adds it).
+ */
 static Jsonb *
-event_payload(const AuditRecord *rec)
+event_payload(const AuditRecord *rec, int64 audit_id)
 {
 	JsonbParseState *state = NULL;
 	JsonbValue *res;
@@ -540,8 +595,23 @@ event_payload(const AuditRecord *rec)
 	push_string(&state, WJB_KEY, "at");
 	push_string(&state, WJB_VALUE, JsonEncodeDateTime(NULL, TimestampTzGetDatum(rec->at),
 													  TIMESTAMPTZOID, &utc_offset));
+	/* what happened, and which audit row says so in full */
+	push_string(&state, WJB_KEY, "action");
+	push_string(&state, WJB_VALUE, rec->action);
+	if (audit_id > 0)
+	{
+		push_string(&state, WJB_KEY, "audit_id");
+		push_int8(&state, audit_id);
+	}
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	return JsonbValueToJsonb(res);
+}
+
+/* event_payload_fn: event_payload as append.c calls it, with the new audit_id */
+static Datum
+event_payload_fn(int64 audit_id, const void *arg)
+{
+	return JsonbPGetDatum(event_payload((const AuditRecord *) arg, audit_id));
 }
 
 /*
@@ -606,7 +676,8 @@ append_audit_sql(Datum *a, bool *an, Datum *e)
 				" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $17)"
 				" RETURNING audit_id) "
 				"INSERT INTO userlife.events (at, partner, user_id, audit_id, event_type, payload) "
-				"SELECT $1, $2, $3, a.audit_id, $15, $16 FROM a" :
+				"SELECT $1, $2, $3, a.audit_id, $15, $16 OPERATOR(pg_catalog.||)"
+				" pg_catalog.jsonb_build_object('audit_id', a.audit_id) FROM a" :
 				"WITH a AS ("
 				" INSERT INTO userlife.audit (at, partner, user_id, external_id, action,"
 				"  db_role, actor, reason, changed_fields, old_values, new_values, txid,"
@@ -614,7 +685,8 @@ append_audit_sql(Datum *a, bool *an, Datum *e)
 				" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 				" RETURNING audit_id) "
 				"INSERT INTO userlife.events (at, partner, user_id, audit_id, event_type, payload) "
-				"SELECT $1, $2, $3, a.audit_id, $15, $16 FROM a",
+				"SELECT $1, $2, $3, a.audit_id, $15, $16 OPERATOR(pg_catalog.||)"
+				" pg_catalog.jsonb_build_object('audit_id', a.audit_id) FROM a",
 				v2 ? 17 : 16, argtypes, values, nulls, false, 0, SPI_OK_INSERT);
 	UserlifeSpiFinish();
 }
@@ -660,12 +732,14 @@ append_audit(AuditRecord *rec, Datum user_id)
 	e[2] = a[2];
 	e[3] = user_id;
 	e[5] = CStringGetTextDatum(event_type_for(rec->action));
-	e[6] = JsonbPGetDatum(event_payload(rec));
 	en[7] = en[8] = true;
 	e[7] = e[8] = (Datum) 0;
 
-	if (!AppendAuditAndEvent(a, an, e, en))
+	if (!AppendAuditAndEvent(a, an, e, en, event_payload_fn, rec))
+	{
+		e[6] = JsonbPGetDatum(event_payload(rec, 0));
 		append_audit_sql(a, an, e);
+	}
 	maybe_notify(rec->partner);
 }
 
@@ -692,6 +766,128 @@ fill_identity(AuditRecord *rec, HeapTuple tup, TupleDesc desc, const char *actio
 	rec->status = UserStatusNames[UserlifeStatusFromDatum(col(tup, desc, COL_STATUS, &isnull))];
 	rec->nredacted = 0;
 	rec->redacted = NULL;
+}
+
+/*------------------------------------------------------------------------
+ * Registrations: sealed before the insert, written after it
+ *------------------------------------------------------------------------
+ */
+
+static const char *
+pending_strdup(const char *str)
+{
+	return str ? MemoryContextStrdup(pending_cxt, str) : NULL;
+}
+
+static Jsonb *
+pending_jsonb(const Jsonb *jb)
+{
+	Jsonb	   *copy = MemoryContextAlloc(pending_cxt, VARSIZE(jb));
+
+	memcpy(copy, jb, VARSIZE(jb));
+	return copy;
+}
+
+/*
+ * stash_registration
+ *		Keeps the sealed audit row of a row about to be inserted until the
+ *		AFTER INSERT trigger writes it; key is the unstored digest key, if
+ *		seal_row made one.
+ */
+static void
+stash_registration(Datum user_id, const AuditRecord *rec, const uint8 *key)
+{
+	PendingRegistration *entry;
+	bool		found;
+
+	if (pending == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(pg_uuid_t);
+		ctl.entrysize = sizeof(PendingRegistration);
+		ctl.hcxt = TopTransactionContext;
+		pending = hash_create("userlife pending registrations", 16, &ctl,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		pending_cxt = AllocSetContextCreate(TopTransactionContext,
+											"userlife pending registration rows",
+											ALLOCSET_SMALL_SIZES);
+	}
+	entry = hash_search(pending, DatumGetUUIDP(user_id), HASH_ENTER, &found);
+	entry->rec = *rec;
+	entry->rec.partner = pending_strdup(rec->partner);
+	entry->rec.user_id = pending_strdup(rec->user_id);
+	entry->rec.external_id = pending_strdup(rec->external_id);
+	entry->rec.action = pending_strdup(rec->action);
+	entry->rec.db_role = pending_strdup(rec->db_role);
+	entry->rec.actor = pending_strdup(rec->actor);
+	entry->rec.reason = pending_strdup(rec->reason);
+	entry->rec.old_values = pending_jsonb(rec->old_values);
+	entry->rec.new_values = pending_jsonb(rec->new_values);
+	entry->rec.key = NULL;
+	entry->store_key = (key != NULL);
+	if (key != NULL)
+		memcpy(entry->key, key, CHAIN_KEY_LEN);
+}
+
+/*
+ * write_registration
+ *		Writes the stashed audit row of the inserted user (and stores its
+ *		digest key); false when there is none (the row's user_id was
+ *		changed after our BEFORE trigger).
+ */
+static bool
+write_registration(Datum user_id)
+{
+	PendingRegistration *entry;
+
+	if (pending == NULL)
+		return false;
+	entry = hash_search(pending, DatumGetUUIDP(user_id), HASH_FIND, NULL);
+	if (entry == NULL)
+		return false;
+	if (entry->store_key)
+		ChainStoreUserKey(user_id, entry->key);
+	append_audit(&entry->rec, user_id);
+	hash_search(pending, DatumGetUUIDP(user_id), HASH_REMOVE, NULL);
+	/* rows discarded by ON CONFLICT leave entries behind until the transaction ends */
+	if (hash_get_num_entries(pending) == 0)
+		MemoryContextReset(pending_cxt);
+	return true;
+}
+
+/*
+ * seal_registration
+ *		The "register" (or "reenroll") audit row of a new row, sealed; the
+ *		row, with audit_head set to its hash, is returned.
+ */
+static HeapTuple
+seal_registration(HeapTuple newtup, TupleDesc desc)
+{
+	const WriteFrame *w = WriteCtxCurrent();
+	bool		reenroll = w && w->action && strcmp(w->action, "reenroll") == 0;
+	AuditRecord rec;
+	uint8		key[CHAIN_KEY_LEN];
+	bool		isnull;
+	Datum		user_id;
+	int			cols[1];
+	Datum		values[1];
+	bool		nulls[1] = {false};
+
+	memset(&rec, 0, sizeof(rec));
+	diff_rows(&rec, desc, NULL, newtup);
+	fill_identity(&rec, newtup, desc, reenroll ? "reenroll" : "register");
+	rec.reason = UserlifeEffectiveReason(w ? w->reason : NULL);
+	user_id = col(newtup, desc, COL_USER_ID, &isnull);
+
+	/* a re-enrolled tombstone keeps its user_id, so its chain goes on */
+	if (reenroll)
+		load_chain_head(&rec, user_id);
+	stash_registration(user_id, &rec,
+					   seal_row(&rec, user_id, !reenroll, key) ? key : NULL);
+	cols[0] = attnums[COL_AUDIT_HEAD];
+	values[0] = PointerGetDatum(ChainHashToBytea(rec.row_hash));
+	return heap_modify_tuple_by_cols(newtup, desc, 1, cols, values, nulls);
 }
 
 /*------------------------------------------------------------------------
@@ -891,9 +1087,6 @@ guard_insert(TriggerData *trigdata, TupleDesc desc)
 	cols[n] = attnums[COL_STATUS_CHANGED_AT];
 	values[n] = TimestampTzGetDatum(now);
 	nulls[n++] = false;
-	cols[n] = attnums[COL_AUDIT_HEAD];
-	values[n] = (Datum) 0;
-	nulls[n++] = true;
 	if (!lifecycle)
 	{
 		cols[n] = attnums[COL_ENROLLMENT_COUNT];
@@ -906,7 +1099,7 @@ guard_insert(TriggerData *trigdata, TupleDesc desc)
 		values[n] = (Datum) 0;
 		nulls[n++] = true;
 	}
-	return heap_modify_tuple_by_cols(newtup, desc, n, cols, values, nulls);
+	return seal_registration(heap_modify_tuple_by_cols(newtup, desc, n, cols, values, nulls), desc);
 }
 
 static HeapTuple
@@ -989,7 +1182,7 @@ guard_update(TriggerData *trigdata, TupleDesc desc)
 		load_chain_head(&rec, user_id);
 	else
 		rec.has_prev = true;
-	seal_row(&rec, user_id, false);
+	seal_row(&rec, user_id, false, NULL);
 	append_audit(&rec, user_id);
 
 	n = 0;
@@ -1039,7 +1232,7 @@ guard_delete(TriggerData *trigdata, TupleDesc desc)
 		load_chain_head(&rec, user_id);
 	else
 		rec.has_prev = true;
-	seal_row(&rec, user_id, false);
+	seal_row(&rec, user_id, false, NULL);
 	append_audit(&rec, user_id);
 	SearchDropDocument(trigdata->tg_relation, oldtup);
 	return oldtup;
@@ -1069,7 +1262,11 @@ userlife_users_guard(PG_FUNCTION_ARGS)
 	return PointerGetDatum(result);
 }
 
-/* users_audit_insert: AFTER INSERT trigger writing the registration's audit row */
+/*
+ * users_audit_insert: AFTER INSERT trigger writing the registration's audit
+ * row, the one the BEFORE trigger sealed; a row whose user_id was changed
+ * in between (a DBA's later BEFORE trigger) is sealed here instead.
+ */
 Datum
 userlife_users_audit_insert(PG_FUNCTION_ARGS)
 {
@@ -1083,18 +1280,19 @@ userlife_users_audit_insert(PG_FUNCTION_ARGS)
 	bool		reenroll;
 
 	load_attnums(trigdata->tg_relation);
-	reenroll = w && w->action && strcmp(w->action, "reenroll") == 0;
-	memset(&rec, 0, sizeof(rec));
-	diff_rows(&rec, desc, NULL, newtup);
-	fill_identity(&rec, newtup, desc, reenroll ? "reenroll" : "register");
-	rec.reason = UserlifeEffectiveReason(w ? w->reason : NULL);
 	user_id = col(newtup, desc, COL_USER_ID, &isnull);
-
-	/* a re-enrolled tombstone keeps its user_id, so its chain goes on */
-	if (reenroll)
-		load_chain_head(&rec, user_id);
-	seal_row(&rec, user_id, !reenroll);
-	append_audit(&rec, user_id);
+	if (!write_registration(user_id))
+	{
+		reenroll = w && w->action && strcmp(w->action, "reenroll") == 0;
+		memset(&rec, 0, sizeof(rec));
+		diff_rows(&rec, desc, NULL, newtup);
+		fill_identity(&rec, newtup, desc, reenroll ? "reenroll" : "register");
+		rec.reason = UserlifeEffectiveReason(w ? w->reason : NULL);
+		if (reenroll)
+			load_chain_head(&rec, user_id);
+		seal_row(&rec, user_id, !reenroll, NULL);
+		append_audit(&rec, user_id);
+	}
 	SearchWriteDocument(trigdata->tg_relation, newtup, false);
 	return PointerGetDatum(NULL);
 }

@@ -358,21 +358,29 @@ ChainHashFromBytea(Datum d, uint8 *h)
  */
 
 /*
- * ChainCreateUserKey
- *		Makes a new random digest key for the user, stores it (replacing
- *		any) and copies it to key.
+ * ChainNewUserKey
+ *		Fills key with a new random digest key, not yet stored.
  */
 void
-ChainCreateUserKey(Datum user_id, uint8 *key)
+ChainNewUserKey(uint8 *key)
+{
+	if (!pg_strong_random(key, CHAIN_KEY_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random digest key")));
+}
+
+/*
+ * ChainStoreUserKey
+ *		Stores key as the user's digest key, replacing any.
+ */
+void
+ChainStoreUserKey(Datum user_id, const uint8 *key)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[2] = {UUIDOID, BYTEAOID};
 	Datum		values[2];
 
-	if (!pg_strong_random(key, CHAIN_KEY_LEN))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate a random digest key")));
 	values[0] = user_id;
 	values[1] = PointerGetDatum(ChainHashToBytea(key));
 	if (AppendAuditKey(values[0], values[1]))
@@ -383,6 +391,18 @@ ChainCreateUserKey(Datum user_id, uint8 *key)
 				"ON CONFLICT (user_id) DO UPDATE SET digest_key = excluded.digest_key",
 				2, argtypes, values, NULL, false, 0, SPI_OK_INSERT);
 	UserlifeSpiFinish();
+}
+
+/*
+ * ChainCreateUserKey
+ *		Makes a new random digest key for the user, stores it (replacing
+ *		any) and copies it to key.
+ */
+void
+ChainCreateUserKey(Datum user_id, uint8 *key)
+{
+	ChainNewUserKey(key);
+	ChainStoreUserKey(user_id, key);
 }
 
 /*
@@ -673,7 +693,12 @@ ChainVerifyUser(Datum user_id)
 	if (!check_rows(rows, n, purged ? NULL : ChainUserKey(user_id), upto, &tracked))
 		return false;
 
-	/* the newest row is the head; a user's row lacks it only right after (re-)registration */
+	/*
+	 * The newest row is the head.  A user's row lacks it only right after
+	 * a (re-)registration made before 0.3.0, whose registration trigger
+	 * left it to the first update; since 0.3.0 the row carries it from the
+	 * insert on.
+	 */
 	if (purged)
 		return !head_null && memcmp(head, rows[n - 1].stored, CHAIN_HASH_LEN) == 0;
 	if (tracked == NULL || user_external_id == NULL || strcmp(tracked, user_external_id) != 0)

@@ -63,6 +63,8 @@ extern bool ChainComputeRowHash(AuditRecord *rec);
 extern bytea *ChainHashToBytea(const uint8 *h);
 extern bool ChainHashFromBytea(Datum d, uint8 *h);
 
+extern void ChainNewUserKey(uint8 *key);
+extern void ChainStoreUserKey(Datum user_id, const uint8 *key);
 extern void ChainCreateUserKey(Datum user_id, uint8 *key);
 extern const uint8 *ChainUserKey(Datum user_id);
 

@@ -63,6 +63,7 @@ typedef struct PurgePace
 {
 	TimestampTz started;
 	uint64		done;
+	uint64		picked;			/* for the progress report */
 } PurgePace;
 
 
@@ -242,6 +243,10 @@ purge_rows(Oid caller, HeapTuple *rows, TupleDesc desc, uint64 n, MemoryContext 
 		int			size = (int) Min((uint64) PURGE_GROUP, n - start);
 		int			i;
 
+		MonitorProgress("purging users, %llu of %llu done, %lld failed",
+						(unsigned long long) pace->done, (unsigned long long) pace->picked,
+						(long long) *failed);
+
 		if (purge_in_subxact(caller, rows + start, desc, size, cxt, pace) == NULL)
 		{
 			*purged += size;
@@ -348,6 +353,7 @@ purge_expired(Oid caller, int32 batch_size, int64 *purged, int64 *failed)
 			" ORDER BY f.failed_at LIMIT $1 FOR UPDATE OF u SKIP LOCKED",
 			batch_size - (int32) counts[0], &counts[1]);
 
+	pace.picked = counts[0] + counts[1];
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "purge_expired user", ALLOCSET_DEFAULT_SIZES);
 	for (p = 0; p < 2; p++)
 	{
@@ -379,9 +385,12 @@ userlife_purge_expired(PG_FUNCTION_ARGS)
 	AccessScope scope;
 	int64		purged;
 	int64		failed;
+	bool		progress;
 
 	AccessEnter(&scope, ACCESS_OWNER, NULL);
+	progress = MonitorProgressBegin("purge_expired");
 	purge_expired(scope.caller, batch_size, &purged, &failed);
+	MonitorProgressEnd(progress);
 	AccessLeave(&scope);
 	PG_RETURN_INT64(purged);
 }
@@ -541,10 +550,16 @@ userlife_run_maintenance(PG_FUNCTION_ARGS)
 	int64		bindings;
 	Jsonb	   *built;
 	Jsonb	   *result;
+	TimestampTz started;
+	bool		progress;
 
 	AccessEnter(&scope, ACCESS_OWNER, NULL);
+	started = GetCurrentTimestamp();
+	progress = MonitorProgressBegin("run_maintenance");
+	MonitorProgress("ending due suspensions");
 	suspensions = end_due_suspensions(scope.caller, batch_size);
 	purge_expired(scope.caller, batch_size, &purged, &purge_failed);
+	MonitorProgress("dropping delivered events and expired signatures");
 	events = drop_delivered_events();
 	signatures = SignatureForgetExpired();
 	bindings = AccessDropStaleBindings();
@@ -558,6 +573,8 @@ userlife_run_maintenance(PG_FUNCTION_ARGS)
 	push_count(&state, "bindings_dropped", bindings);
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	built = JsonbValueToJsonb(res);
+	MonitorRecordMaintenance(scope.caller, started, batch_size, built);
+	MonitorProgressEnd(progress);
 	result = (Jsonb *) SPI_palloc(VARSIZE(built));
 	memcpy(result, built, VARSIZE(built));
 	AccessLeave(&scope);

@@ -30,6 +30,13 @@
  * user_search: its users are written without documents, and list_users
  * matches their columns directly.
  *
+ * rebuild_search repairs the table from users: under a SHARE lock on users
+ * (writers wait, readers go on) it removes documents without a user and
+ * writes every missing or stale one.  The lock is what makes the result
+ * whole: a registration committed while it runs could otherwise miss both
+ * the rebuild's snapshot and, written before the rebuild's upsert, be
+ * overwritten by an older version of the row.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -51,6 +58,7 @@
 #include "userlife.h"
 
 PG_FUNCTION_INFO_V1(userlife_users_search_sync);
+PG_FUNCTION_INFO_V1(userlife_rebuild_search);
 
 /* column of users the document is built from */
 typedef enum SearchColumn
@@ -361,4 +369,52 @@ userlife_users_search_sync(PG_FUNCTION_ARGS)
 		drop_document(trigdata->tg_trigtuple, desc);
 	search_leave(saved_user, saved_sec);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * rebuild_search(): the owner's repair of the search documents; returns
+ * the number of users, each of whom now has the document of its row.
+ * Documents already right are left alone, so that a repair of a sound
+ * table writes nothing (no dead tuples, no index entries).
+ */
+Datum
+userlife_rebuild_search(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr lock_plan = NULL;
+	static SPIPlanPtr orphans_plan = NULL;
+	static SPIPlanPtr upsert_plan = NULL;
+	static SPIPlanPtr count_plan = NULL;
+	AccessScope scope;
+	bool		isnull;
+	int64		users;
+
+	AccessEnter(&scope, ACCESS_OWNER, NULL);
+	if (!SearchDocumentsInstalled())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("userlife.user_search does not exist"),
+				 errdetail("The search documents were added in version 0.2.0."),
+				 errhint("Run ALTER EXTENSION userlife UPDATE.")));
+	UserlifeRun(&lock_plan, "LOCK TABLE userlife.users IN SHARE MODE",
+				0, NULL, NULL, NULL, false, 0, SPI_OK_UTILITY);
+	UserlifeRun(&orphans_plan,
+				"DELETE FROM userlife.user_search s WHERE NOT EXISTS"
+				" (SELECT 1 FROM userlife.users u WHERE u.user_id OPERATOR(pg_catalog.=) s.user_id)",
+				0, NULL, NULL, NULL, false, 0, SPI_OK_DELETE);
+	UserlifeRun(&upsert_plan,
+				"INSERT INTO userlife.user_search AS s (user_id, partner, document)"
+				" SELECT u.user_id, u.partner,"
+				" pg_catalog.lower(coalesce(u.display_name, '') OPERATOR(pg_catalog.||) E'\\x1f'"
+				" OPERATOR(pg_catalog.||) coalesce(u.email, '') OPERATOR(pg_catalog.||) E'\\x1f'"
+				" OPERATOR(pg_catalog.||) u.external_id)"
+				" FROM userlife.users u"
+				" ON CONFLICT (user_id) DO UPDATE SET partner = excluded.partner, document = excluded.document"
+				" WHERE s.partner OPERATOR(pg_catalog.<>) excluded.partner"
+				" OR s.document OPERATOR(pg_catalog.<>) excluded.document",
+				0, NULL, NULL, NULL, false, 0, SPI_OK_INSERT);
+	UserlifeRun(&count_plan, "SELECT pg_catalog.count(*) FROM userlife.users u",
+				0, NULL, NULL, NULL, true, 1, SPI_OK_SELECT);
+	users = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	AccessLeave(&scope);
+	PG_RETURN_INT64(users);
 }

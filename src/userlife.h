@@ -118,11 +118,15 @@ extern void AuditInit(void);
 #define EVENTS_NATTS				9
 #define EVENTS_ATT_EVENT_ID			0
 #define EVENTS_ATT_AUDIT_ID			4
+#define EVENTS_ATT_PAYLOAD			6
+/* builds an event's payload once its audit row's id is known */
+typedef Datum (*AppendPayloadFn) (int64 audit_id, const void *arg);
 extern void AppendInit(void);
 extern bool AppendSearchDocument(Datum user_id, Datum partner, Datum document);
 extern bool AppendAuditKey(Datum user_id, Datum key);
 extern bool AppendAuditAndEvent(Datum *audit_values, bool *audit_nulls,
-								Datum *event_values, bool *event_nulls);
+								Datum *event_values, bool *event_nulls,
+								AppendPayloadFn payload, const void *payload_arg);
 extern bool AppendReadChainHead(Datum user_id, bytea **row_hash, bool *found);
 extern bool AppendTombstoneExists(const char *partner, const char *external_id, bool *exists);
 
@@ -152,6 +156,13 @@ extern Datum LifecycleDelete(Oid caller, const char *partner, const char *extern
 							 const char *reason);
 extern Datum LifecycleSetFraudFlag(Oid caller, const char *partner, const char *external_id,
 								   bool is_fraudulent, const char *reason);
+
+/* monitor.c: progress in pg_stat_activity, the maintenance log */
+extern bool MonitorProgressBegin(const char *what);
+extern void MonitorProgress(const char *fmt,...) pg_attribute_printf(1, 2);
+extern void MonitorProgressEnd(bool began);
+extern void MonitorRecordMaintenance(Oid caller, TimestampTz started, int32 batch_size,
+									 Jsonb *counts);
 
 /* maintenance.c */
 extern void MaintenanceInit(void);
