@@ -129,6 +129,17 @@ CREATE TRIGGER users_truncate_guard
 	FOR EACH STATEMENT EXECUTE FUNCTION userlife.users_truncate_guard();
 ALTER TABLE userlife.users ENABLE ALWAYS TRIGGER users_truncate_guard;
 
+-- the users guard is off in replica mode (restores load users through it);
+-- a user under legal hold stays undeletable there too
+CREATE FUNCTION userlife.users_hold_guard() RETURNS trigger
+	LANGUAGE c AS 'MODULE_PATHNAME', 'userlife_users_hold_guard';
+COMMENT ON FUNCTION userlife.users_hold_guard() IS
+	'BEFORE DELETE trigger on users, enabled ALWAYS: refuses deleting a user under legal hold in replica mode';
+CREATE TRIGGER users_hold_guard
+	BEFORE DELETE ON userlife.users
+	FOR EACH ROW EXECUTE FUNCTION userlife.users_hold_guard();
+ALTER TABLE userlife.users ENABLE ALWAYS TRIGGER users_hold_guard;
+
 -- a DROP that would take the extension: refused under legal hold (UL004),
 -- otherwise it removes the maintenance job first.  ddl_command_start, as
 -- a sql_drop trigger would be dropped with the extension before it fires.

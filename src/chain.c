@@ -60,9 +60,15 @@
 
 PG_FUNCTION_INFO_V1(userlife_audit_guard);
 
+/*
+ * Personal fields.  Hash version 2 adds tags, which partners fill with
+ * labels about the person; version 1 rows keep the list they were
+ * redacted by.  Reasons are the operators' words, recorded in clear.
+ */
 static const char *const personal_fields[] = {
-	"display_name", "email", "external_id", "metadata", "verified_attributes"
+	"display_name", "email", "external_id", "metadata", "verified_attributes", "tags"
 };
+#define V1_PERSONAL_FIELDS 5
 
 /* the audit table whose columns decided write_version, and that version */
 static Oid	version_relid = InvalidOid;
@@ -133,11 +139,12 @@ ChainWriteVersion(void)
 }
 
 bool
-ChainIsPersonal(const char *field, int len)
+ChainIsPersonal(const char *field, int len, int16 version)
 {
+	int			n = version >= CHAIN_V2 ? (int) lengthof(personal_fields) : V1_PERSONAL_FIELDS;
 	int			i;
 
-	for (i = 0; i < (int) lengthof(personal_fields); i++)
+	for (i = 0; i < n; i++)
 		if ((int) strlen(personal_fields[i]) == len && strncmp(personal_fields[i], field, len) == 0)
 			return true;
 	return false;
@@ -233,7 +240,7 @@ value_digest(DigestContexts *dc, const AuditRecord *rec, Jsonb *values, const ch
 		sha256_bytes(dc, "", 0, out);
 		return true;
 	}
-	if (v->type != jbvNull && ChainIsPersonal(field, strlen(field)))
+	if (v->type != jbvNull && ChainIsPersonal(field, strlen(field), rec->version))
 	{
 		if (rec->redacted_form)
 		{
@@ -269,7 +276,7 @@ ChainNeedsKey(const AuditRecord *rec)
 	if (rec->version < CHAIN_V2)
 		return false;
 	for (i = 0; i < rec->nchanged; i++)
-		if (ChainIsPersonal(rec->changed[i], strlen(rec->changed[i])))
+		if (ChainIsPersonal(rec->changed[i], strlen(rec->changed[i]), rec->version))
 			return true;
 	return false;
 }
@@ -573,7 +580,7 @@ redacted_set_ok(const AuditRecord *rec)
 	{
 		const char *f = rec->changed[i];
 
-		if (!ChainIsPersonal(f, strlen(f)) ||
+		if (!ChainIsPersonal(f, strlen(f), rec->version) ||
 			(!value_is_set(rec->old_values, f) && !value_is_set(rec->new_values, f)))
 			continue;
 		expected++;
@@ -704,7 +711,7 @@ ChainVerifyUser(Datum user_id)
 	if (tracked == NULL || user_external_id == NULL || strcmp(tracked, user_external_id) != 0)
 		return false;
 	if (head_null)
-		return n - upto - 1 == 1;
+		return n - upto - 1 == 1 && rows[n - 1].rec.version == CHAIN_V1;
 	return memcmp(head, rows[n - 1].stored, CHAIN_HASH_LEN) == 0;
 }
 
@@ -720,7 +727,7 @@ ChainVerifyUser(Datum user_id)
  *		not yet updated to 0.3.0, whose chain covers plain digests).
  */
 static Jsonb *
-redact_values(Jsonb *values, const uint8 *key)
+redact_values(Jsonb *values, const uint8 *key, int16 version)
 {
 	JsonbParseState *state = NULL;
 	JsonbIterator *it = JsonbIteratorInit(&values->root);
@@ -742,7 +749,7 @@ redact_values(Jsonb *values, const uint8 *key)
 			continue;
 		tok = JsonbIteratorNext(&it, &v, true);
 		pushJsonbValue(&state, WJB_KEY, &k);
-		if (ChainIsPersonal(k.val.string.val, k.val.string.len) && v.type != jbvNull)
+		if (ChainIsPersonal(k.val.string.val, k.val.string.len, version) && v.type != jbvNull)
 		{
 			char	   *field = pnstrdup(k.val.string.val, k.val.string.len);
 			char	   *text = value_text(&v);
@@ -776,7 +783,7 @@ redacted_list(const AuditRecord *rec)
 	{
 		const char *f = rec->changed[i];
 
-		if (ChainIsPersonal(f, strlen(f)) &&
+		if (ChainIsPersonal(f, strlen(f), rec->version) &&
 			(value_is_set(rec->old_values, f) || value_is_set(rec->new_values, f)))
 			elems[n++] = CStringGetTextDatum(f);
 	}
@@ -834,8 +841,10 @@ redact_rows(ChainRow *rows, int n, int already_redacted, const uint8 *key, bool 
 
 		if (i > already_redacted)
 		{
-			rec->old_values = redact_values(rec->old_values, key);
-			rec->new_values = redact_values(rec->new_values, key);
+			int16		version = reseal ? CHAIN_V2 : rec->version;
+
+			rec->old_values = redact_values(rec->old_values, key, version);
+			rec->new_values = redact_values(rec->new_values, key, version);
 		}
 		if (reseal)
 		{

@@ -59,6 +59,7 @@
 PG_FUNCTION_INFO_V1(userlife_schedule_maintenance);
 PG_FUNCTION_INFO_V1(userlife_unschedule_maintenance);
 PG_FUNCTION_INFO_V1(userlife_users_truncate_guard);
+PG_FUNCTION_INFO_V1(userlife_users_hold_guard);
 
 static ProcessUtility_hook_type prev_utility_hook = NULL;
 PG_FUNCTION_INFO_V1(userlife_drop_guard);
@@ -321,6 +322,37 @@ userlife_users_truncate_guard(PG_FUNCTION_ARGS)
 				 errmsg("userlife.users_truncate_guard can only be called as a TRUNCATE trigger")));
 	refuse_truncate();
 	PG_RETURN_NULL();
+}
+
+/*
+ * users_hold_guard: BEFORE DELETE on users, enabled ALWAYS.  The users
+ * guard refuses to delete a user under legal hold, but it is an ordinary
+ * trigger, off in replica mode; this one keeps the hold there too.
+ */
+Datum
+userlife_users_hold_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		hold;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("userlife.users_hold_guard can only be called as a row DELETE trigger")));
+	if (SessionReplicationRole != SESSION_REPLICATION_ROLE_REPLICA)
+		return PointerGetDatum(trigdata->tg_trigtuple);
+	desc = RelationGetDescr(trigdata->tg_relation);
+	hold = heap_getattr(trigdata->tg_trigtuple, SPI_fnumber(desc, "legal_hold"), desc, &isnull);
+	if (!isnull && DatumGetBool(hold))
+		ereport(ERROR,
+				(errcode(ERRCODE_USERLIFE_LEGAL_HOLD),
+				 errmsg("user is under legal hold"),
+				 errdetail("A user under legal hold cannot be purged or erased, in replica mode either."),
+				 errhint("Release the hold with userlife.set_legal_hold() first.")));
+	return PointerGetDatum(trigdata->tg_trigtuple);
 }
 
 /*

@@ -5,7 +5,7 @@
 -- redacted_fields, hash_version).  Tampering is done as a superuser with
 -- the audit's guard disabled, each case inside a savepoint.
 BEGIN;
-SELECT plan(43);
+SELECT plan(45);
 
 SET LOCAL client_min_messages = warning;
 SELECT userlife.create_partner('chain');
@@ -40,7 +40,7 @@ SELECT ok(userlife.verify_audit('chain', 'hexname'), '... and the chain still ve
 
 CREATE TEMP TABLE jane AS
 SELECT (userlife.register_user('chain', 'jane-1', 'Jane Doe', 'jane.doe@example.com',
-	'{"birth_date": "1990-04-01", "city": "Lyon"}')).user_id;
+	'{"birth_date": "1990-04-01", "city": "Lyon"}', '{country:DE,diagnosis:diabetes}')).user_id;
 SELECT userlife.update_user('chain', 'jane-1', email => 'jane.d@example.org',
 	metadata => '{"phone": "+33 6 12 34 56 78"}');
 SELECT userlife.set_status('chain', 'jane-1', 'suspended', 'checking');
@@ -58,7 +58,8 @@ CREATE TEMP TABLE guesses(v jsonb);
 INSERT INTO guesses VALUES ('"Jane Doe"'), ('"jane.doe@example.com"'), ('"jane.d@example.org"'),
 	('"jane-1"'), ('{"birth_date": "1990-04-01", "city": "Lyon"}'),
 	('{"birth_date": "1990-04-01", "city": "Lyon", "phone": "+33 6 12 34 56 78"}'),
-	('{"document": "X1234567"}'), ('"1990-04-01"'), ('"X1234567"');
+	('{"document": "X1234567"}'), ('"1990-04-01"'), ('"X1234567"'), ('"diagnosis:diabetes"'),
+	('["country:DE", "diagnosis:diabetes"]');
 CREATE TEMP TABLE jane_audit AS
 SELECT a.* FROM userlife.audit a JOIN jane USING (user_id);
 SELECT ok((SELECT count(*) FROM jane_audit) >= 5, 'Jane has her audit rows still');
@@ -133,6 +134,10 @@ SELECT ok(pg_temp.tampered($$UPDATE userlife.audit a SET hash_version = 1
 SELECT ok(pg_temp.tampered($$DELETE FROM userlife.audit
 	WHERE audit_id = (SELECT max(audit_id) FROM userlife.audit JOIN live USING (user_id))$$, 'live-1'),
 	'live: removing the newest row is noticed');
+SELECT ok(pg_temp.tampered($$DELETE FROM userlife.audit a USING live
+	WHERE a.user_id = live.user_id AND a.action <> 'register';
+	UPDATE userlife.users SET audit_head = NULL WHERE external_id = 'live-1' AND partner = 'chain'$$, 'live-1'),
+	'live: cutting the chain back to its registration and clearing the head is noticed');
 SELECT ok(pg_temp.tampered($$WITH r AS (SELECT audit_id, row_number() OVER (ORDER BY audit_id) n
 	  FROM userlife.audit JOIN live USING (user_id)),
 	a2 AS (SELECT a.* FROM userlife.audit a JOIN r USING (audit_id) WHERE r.n = 2),
@@ -204,6 +209,14 @@ SELECT userlife.update_user('chain', 'again-1', display_name => 'Again Renamed')
 SELECT ok(userlife.verify_audit('chain', 'again-1'), 'the chain goes on over the redacted rows and verifies');
 SELECT is((SELECT count(*) FROM userlife.user_history('chain', 'again-1') WHERE redacted_fields <> '{}'),
 	1::bigint, 'the registration before the purge stays redacted');
+
+-- replica mode switches the users guard off, not the legal hold
+SELECT userlife.register_user('chain', 'held-1', 'Held One', 'held1@example.com');
+SELECT userlife.set_legal_hold('chain', 'held-1', true, 'court order');
+SET LOCAL session_replication_role = replica;
+SELECT throws_ok($$DELETE FROM userlife.users WHERE partner = 'chain' AND external_id = 'held-1'$$, 'UL004',
+	NULL, 'a user under legal hold cannot be deleted in replica mode either');
+RESET session_replication_role;
 
 SELECT * FROM finish();
 ROLLBACK;
