@@ -15,7 +15,8 @@ OBJS = \
 	src/maintenance.o \
 	src/retention.o \
 	src/search.o \
-	src/signature.o
+	src/signature.o \
+	src/webhooks.o
 
 DATA = $(wildcard $(EXTENSION)--*.sql)
 

@@ -45,6 +45,7 @@
 #include "utils/timestamp.h"
 
 #include "userlife.h"
+#include "webhooks.h"
 #include "chain.h"
 
 PG_FUNCTION_INFO_V1(userlife_set_legal_hold);
@@ -486,15 +487,20 @@ end_due_suspensions(Oid caller, int32 batch_size)
 	return n;
 }
 
+/* drop_delivered_events: old delivered events no webhook endpoint still needs */
 static int64
 drop_delivered_events(void)
 {
 	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
 
+	values[0] = Int64GetDatum(WebhooksOutboxFloor());
 	UserlifeRun(&plan,
 		"DELETE FROM userlife.events e "
-		"WHERE e.delivered_at < pg_catalog.now() - '7 days'::pg_catalog.interval",
-		0, NULL, NULL, NULL, false, 0, SPI_OK_DELETE);
+		"WHERE e.delivered_at < pg_catalog.now() - '7 days'::pg_catalog.interval"
+		" AND e.event_id <= $1",
+		1, argtypes, values, NULL, false, 0, SPI_OK_DELETE);
 	return (int64) SPI_processed;
 }
 
@@ -530,6 +536,9 @@ userlife_run_maintenance(PG_FUNCTION_ARGS)
 	int64		purge_failed;
 	int64		events;
 	int64		signatures;
+	int64		attempts_dropped;
+	int64		deliveries_dropped;
+	int64		endpoints_disabled;
 	Jsonb	   *built;
 	Jsonb	   *result;
 
@@ -538,6 +547,7 @@ userlife_run_maintenance(PG_FUNCTION_ARGS)
 	purge_expired(scope.caller, batch_size, &purged, &purge_failed);
 	events = drop_delivered_events();
 	signatures = SignatureForgetExpired();
+	WebhooksMaintenance(&attempts_dropped, &deliveries_dropped, &endpoints_disabled);
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	push_count(&state, "suspensions_ended", suspensions);
@@ -545,6 +555,9 @@ userlife_run_maintenance(PG_FUNCTION_ARGS)
 	push_count(&state, "purge_failed", purge_failed);
 	push_count(&state, "events_dropped", events);
 	push_count(&state, "signatures_forgotten", signatures);
+	push_count(&state, "webhook_attempts_dropped", attempts_dropped);
+	push_count(&state, "webhook_deliveries_dropped", deliveries_dropped);
+	push_count(&state, "webhook_endpoints_disabled", endpoints_disabled);
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	built = JsonbValueToJsonb(res);
 	result = (Jsonb *) SPI_palloc(VARSIZE(built));

@@ -40,6 +40,7 @@
 
 #include "userlife.h"
 #include "chain.h"
+#include "webhooks.h"
 
 PG_MODULE_MAGIC;
 
@@ -143,6 +144,7 @@ _PG_init(void)
 	AppendInit();
 	LifecycleInit();
 	SearchInit();
+	WebhooksInit();
 }
 
 /*
