@@ -130,6 +130,7 @@ _PG_init(void)
 							 NULL,
 							 &userlife_reject_replayed, true,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+	WebhooksInit();
 	MarkGUCPrefixReserved("userlife");
 
 	CacheRegisterRelcacheCallback(reset_catalog_cache, (Datum) 0);
@@ -144,7 +145,6 @@ _PG_init(void)
 	AppendInit();
 	LifecycleInit();
 	SearchInit();
-	WebhooksInit();
 }
 
 /*

@@ -12,9 +12,10 @@
  * given out in commit order, so a cursor may pass an id only once every
  * transaction that could still commit an event at or below it has ended:
  * the claim reads the sequence's last value L, then the transactions
- * running, and waits briefly for those to end.  A writer gets its
- * transaction id (the audit row's txid) before its event id, so every
- * writer holding an id <= L is among them.  When they do not end in time
+ * writing to the outbox (holding ROW EXCLUSIVE on it, with a transaction
+ * id), and waits briefly for those to end.  A writer locks the outbox and
+ * gets its transaction id (the audit row's txid) before its event id, so
+ * every writer holding an id <= L is among them.  When they do not end in time
  * the cursor stays where it is and the next claim tries again.
  *
  * Order per user and endpoint: only the oldest pending delivery of a user
@@ -45,7 +46,9 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/lock.h"
 #include "storage/procarray.h"
+#include "storage/sinvaladt.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -683,32 +686,67 @@ userlife_replay_webhooks(PG_FUNCTION_ARGS)
 }
 
 /*
+ * event_writers
+ *		The transaction ids of the transactions that may still commit an
+ *		event with an id the caller has already read from the sequence:
+ *		those holding a lock that conflicts with SHARE on userlife.events
+ *		(every insert holds ROW EXCLUSIVE until its end) and that have a
+ *		transaction id.  One without an id cannot hold an event id yet: a
+ *		writer gets its transaction id (the audit row's txid) before its
+ *		event id.  So a VACUUM, or any transaction that never touched the
+ *		outbox, is not waited for.
+ */
+static TransactionId *
+event_writers(int *count)
+{
+	LOCKTAG		tag;
+	VirtualTransactionId *holders;
+	TransactionId *xids;
+	int			n = 0;
+	int			i;
+
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, UserlifeRelid("events"));
+	holders = GetLockConflicts(&tag, ShareLock, count);
+	xids = palloc(sizeof(TransactionId) * Max(*count, 1));
+	for (i = 0; i < *count && VirtualTransactionIdIsValid(holders[i]); i++)
+	{
+		TransactionId xid;
+		TransactionId xmin;
+
+		if (VirtualXactLock(holders[i], false))
+			continue;			/* ended meanwhile */
+		BackendIdGetTransactionIds(holders[i].backendId, &xid, &xmin);
+		if (TransactionIdIsValid(xid) && !TransactionIdIsCurrentTransactionId(xid))
+			xids[n++] = xid;
+	}
+	*count = n;
+	return xids;
+}
+
+/*
  * safe_outbox_position
  *		The newest event id below which every event is committed or will
- *		never be: the sequence's last value, once every transaction running
- *		when it was read has ended.  -1 when they do not end within
- *		WEBHOOK_HORIZON_WAIT_MS.  Must be called before this transaction
- *		writes the queue, and the statements that read the outbox after it
- *		must take a new snapshot (READ COMMITTED).
+ *		never be: the sequence's last value, once every transaction that was
+ *		writing events when it was read has ended.  -1 when they do not end
+ *		within WEBHOOK_HORIZON_WAIT_MS (the next claim tries again).  The
+ *		statements that read the outbox after it must take a new snapshot
+ *		(READ COMMITTED).
  */
 static int64
 safe_outbox_position(void)
 {
 	int64		position = outbox_position();
-	Snapshot	snap = GetLatestSnapshot();
-	int			n = snap->xcnt;
-	TransactionId *xids = palloc(sizeof(TransactionId) * Max(n, 1));
+	int			n;
+	TransactionId *xids = event_writers(&n);
 	int			waited_ms = 0;
 
-	memcpy(xids, snap->xip, sizeof(TransactionId) * n);
 	for (;;)
 	{
 		int			left = 0;
 		int			i;
 
 		for (i = 0; i < n; i++)
-			if (!TransactionIdIsCurrentTransactionId(xids[i]) &&
-				TransactionIdIsInProgress(xids[i]))
+			if (TransactionIdIsInProgress(xids[i]))
 				xids[left++] = xids[i];
 		n = left;
 		if (n == 0)

@@ -96,7 +96,7 @@ static struct
 	long		delivered;
 	long		failed;
 	long		refused;
-} stats;
+} stats, totals;
 
 static void
 logmsg(const char *fmt,...)
@@ -492,12 +492,16 @@ finish_request(CURLM *multi, Request *req, CURLcode rc)
 		o->error = xstrdup(err);
 	}
 	if (o->status >= 200 && o->status < 300)
+	{
 		stats.delivered++;
+		totals.delivered++;
+	}
 	else
 	{
 		if (req->refused[0])
 			stats.refused++;
 		stats.failed++;
+		totals.failed++;
 		char		status[32] = "";
 
 		if (o->status)
@@ -877,7 +881,7 @@ main(int argc, char **argv)
 		if (extra_poll > 0 && now_s() >= extra_poll && next_poll > extra_poll)
 			next_poll = extra_poll;
 	}
-	logmsg("stopping: %ld delivered, %ld failed since the last summary", stats.delivered, stats.failed);
+	logmsg("stopped: %ld delivered, %ld failed since start", totals.delivered, totals.failed);
 	curl_multi_cleanup(multi);
 	curl_global_cleanup();
 	PQfinish(conn);
