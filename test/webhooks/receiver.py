@@ -23,6 +23,8 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import socket
 import ssl
 import sys
 import threading
@@ -107,7 +109,13 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 1024  # the programs open many connections at once
 
 
-server = Server(("127.0.0.1", PORT), Handler)
+class Server6(Server):
+    address_family = socket.AF_INET6
+
+
+# RECEIVER_BIND=::1 listens on the IPv6 loopback address instead
+bind = os.environ.get("RECEIVER_BIND", "127.0.0.1")
+server = (Server6 if ":" in bind else Server)((bind, PORT), Handler)
 server.daemon_threads = True
 if len(sys.argv) > 5:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
