@@ -294,7 +294,7 @@ COMMENT ON FUNCTION userlife.claim_webhook_deliveries(integer, text) IS
 	'queues new events for the endpoints and claims due deliveries (SKIP LOCKED), signed and ready to send';
 
 CREATE FUNCTION userlife.complete_webhook_delivery(endpoint_id bigint, event_id bigint, attempt integer,
-	status integer, latency_ms integer, error text DEFAULT NULL, response text DEFAULT NULL,
+	status integer DEFAULT NULL, latency_ms integer DEFAULT NULL, error text DEFAULT NULL, response text DEFAULT NULL,
 	retry_after integer DEFAULT NULL)
 	RETURNS text
 	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_complete_webhook_delivery';

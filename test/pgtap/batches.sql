@@ -63,7 +63,7 @@ SELECT lives_ok($$SELECT userlife.set_status('bt', 'bt-s', 'suspended', 'cool-of
                 'suspend it');
 UPDATE userlife.users SET suspended_until = now() - interval '1 second' WHERE partner = 'bt' AND external_id = 'bt-s';
 SELECT is(userlife.run_maintenance() - 'events_dropped' - 'signatures_forgotten',
-          '{"suspensions_ended": 1, "users_purged": 0, "purge_failed": 1}'::jsonb,
+          '{"suspensions_ended": 1, "users_purged": 0, "purge_failed": 1, "webhook_attempts_dropped": 0, "webhook_deliveries_dropped": 0, "webhook_endpoints_disabled": 0}'::jsonb,
           'run_maintenance: the suspension ended, the purge failed once');
 SELECT is((SELECT status::text FROM userlife.users WHERE partner = 'bt' AND external_id = 'bt-s'), 'active',
           'the suspension really ended');

@@ -36,7 +36,7 @@ SELECT lives_ok($$SELECT userlife.set_status('ev1', 'u1', 'suspended', 'cool-off
 UPDATE userlife.users SET suspended_until = now() - interval '1 second' WHERE partner = 'ev1' AND external_id = 'u1';
 UPDATE userlife.events SET delivered_at = now() - interval '8 days' WHERE partner = 'ev2';
 SELECT is(userlife.run_maintenance() - 'users_purged' - 'purge_failed' - 'signatures_forgotten',
-          '{"suspensions_ended": 1, "events_dropped": 3}'::jsonb, 'run_maintenance reports its work');
+          '{"suspensions_ended": 1, "events_dropped": 3, "webhook_attempts_dropped": 0, "webhook_deliveries_dropped": 0, "webhook_endpoints_disabled": 0}'::jsonb, 'run_maintenance reports its work');
 SELECT is((SELECT status::text || '/' || status_reason FROM userlife.get_user('ev1', 'u1')),
           'active/suspension expired', 'the suspension ended, with its reason');
 SELECT is((SELECT count(*) FROM userlife.events WHERE partner = 'ev2'), 0::bigint, 'old delivered events are gone');
