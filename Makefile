@@ -19,7 +19,8 @@ OBJS = \
 	src/search.o \
 	src/signature.o \
 	src/writectx.o \
-	src/summary.o
+	src/summary.o \
+	src/webhooks.o
 
 DATA = $(wildcard $(EXTENSION)--*.sql)
 
@@ -40,3 +41,15 @@ all: $(WORKER)
 $(WORKER): worker/userlife_worker.c
 	$(CC) -O2 -Wall -Wextra -Werror -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
 		-L$(shell $(PG_CONFIG) --libdir) -lpq
+
+# the webhook delivery program (libpq, libcurl), see worker/userlife_webhooks.c
+WEBHOOKS = worker/userlife_webhooks
+EXTRA_CLEAN += $(WEBHOOKS)
+all: $(WEBHOOKS)
+$(WEBHOOKS): worker/userlife_webhooks.c
+	$(CC) -O2 -Wall -Wextra -Werror -Wno-unused-parameter -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
+		-L$(shell $(PG_CONFIG) --libdir) -lpq -lcurl
+install: install-webhooks
+install-webhooks: $(WEBHOOKS)
+	$(INSTALL_PROGRAM) $(WEBHOOKS) '$(DESTDIR)$(bindir)/userlife_webhooks'
+.PHONY: install-webhooks

@@ -239,7 +239,7 @@ CREATE VIEW userlife.event_backlog WITH (security_invoker = true) AS
 					  pg_catalog.min(e.at) AS oldest_undelivered_at,
 					  pg_catalog.count(*) FILTER (WHERE e.claimed_at IS NOT NULL) AS claimed_unacknowledged,
 					  pg_catalog.count(*) FILTER (WHERE e.claimed_at OPERATOR(pg_catalog.<)
-						  pg_catalog.now() OPERATOR(pg_catalog.-) '5 minutes'::pg_catalog.interval) AS claims_lapsed
+						  (pg_catalog.now() OPERATOR(pg_catalog.-) '5 minutes'::pg_catalog.interval)) AS claims_lapsed
 			   FROM userlife.events e
 			   WHERE e.delivered_at IS NULL
 			   GROUP BY e.partner) b ON b.partner OPERATOR(pg_catalog.=) p.partner;
@@ -254,6 +254,196 @@ CREATE VIEW userlife.audit_size WITH (security_invoker = true) AS
 	GROUP BY a.partner;
 COMMENT ON VIEW userlife.audit_size IS
 	'per partner: audit rows, their size in bytes (row data, without indexes; reads the whole audit) and the oldest and newest row''s time';
+
+
+------------------------------------------------------------------------
+-- Webhooks
+------------------------------------------------------------------------
+-- Delivery state is created by the delivery side only: a change's
+-- transaction writes nothing here.  Each endpoint keeps a cursor over the
+-- outbox (userlife.events); claim_webhook_deliveries moves the events past
+-- it into webhook_queue once every transaction that could still commit an
+-- event below the new position has ended, and hands out signed requests.
+CREATE TABLE userlife.webhook_endpoints (
+	endpoint_id     bigint GENERATED ALWAYS AS IDENTITY,
+	partner         text NOT NULL,
+	url             text NOT NULL,
+	event_types     text[],
+	enabled         boolean NOT NULL DEFAULT true,
+	disabled_reason text,
+	cursor_event_id bigint NOT NULL,
+	start_event_id  bigint NOT NULL,
+	failing_since   timestamptz,
+	created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	CONSTRAINT webhook_endpoints_pkey PRIMARY KEY (endpoint_id),
+	CONSTRAINT webhook_endpoints_partner_fkey FOREIGN KEY (partner)
+		REFERENCES userlife.partners (partner) ON DELETE CASCADE
+);
+CREATE INDEX webhook_endpoints_partner_idx ON userlife.webhook_endpoints (partner);
+COMMENT ON TABLE userlife.webhook_endpoints IS
+	'webhook endpoints of partners; the outbox has been queued for the endpoint up to cursor_event_id; events up to start_event_id came before it';
+
+CREATE TABLE userlife.webhook_secrets (
+	secret_id   bigint GENERATED ALWAYS AS IDENTITY,
+	endpoint_id bigint NOT NULL,
+	secret      bytea NOT NULL,
+	created_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	expires_at  timestamptz,
+	CONSTRAINT webhook_secrets_pkey PRIMARY KEY (secret_id),
+	CONSTRAINT webhook_secrets_endpoint_fkey FOREIGN KEY (endpoint_id)
+		REFERENCES userlife.webhook_endpoints (endpoint_id) ON DELETE CASCADE,
+	CONSTRAINT webhook_secrets_length CHECK (pg_catalog.length(secret) OPERATOR(pg_catalog.=) 32)
+);
+CREATE INDEX webhook_secrets_endpoint_idx ON userlife.webhook_secrets (endpoint_id);
+COMMENT ON TABLE userlife.webhook_secrets IS
+	'signing secrets of webhook endpoints (32 random bytes, shown once as whsec_<base64>); readable by the extension owner only';
+
+CREATE TABLE userlife.webhook_queue (
+	endpoint_id     bigint NOT NULL,
+	event_id        bigint NOT NULL,
+	partner         text NOT NULL,
+	user_id         uuid NOT NULL,
+	event_type      text NOT NULL,
+	state           text NOT NULL DEFAULT 'pending',
+	attempts        integer NOT NULL DEFAULT 0,
+	next_attempt_at timestamptz,
+	last_status     integer,
+	last_error      text,
+	delivered_at    timestamptz,
+	updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	CONSTRAINT webhook_queue_pkey PRIMARY KEY (endpoint_id, event_id),
+	CONSTRAINT webhook_queue_endpoint_fkey FOREIGN KEY (endpoint_id)
+		REFERENCES userlife.webhook_endpoints (endpoint_id) ON DELETE CASCADE,
+	CONSTRAINT webhook_queue_state_known
+		CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['pending', 'delivered', 'dead']))
+);
+CREATE INDEX webhook_queue_due_idx ON userlife.webhook_queue (next_attempt_at, event_id)
+	WHERE state OPERATOR(pg_catalog.=) 'pending';
+CREATE INDEX webhook_queue_user_idx ON userlife.webhook_queue (endpoint_id, user_id, event_id)
+	WHERE state OPERATOR(pg_catalog.=) 'pending';
+CREATE INDEX webhook_queue_updated_idx ON userlife.webhook_queue (updated_at)
+	WHERE state OPERATOR(pg_catalog.<>) 'pending';
+COMMENT ON TABLE userlife.webhook_queue IS
+	'webhook deliveries taken from the outbox: pending (due at next_attempt_at, or held by a program until then), delivered or dead';
+
+CREATE TABLE userlife.webhook_attempt_log (
+	attempt_id  bigint GENERATED ALWAYS AS IDENTITY,
+	endpoint_id bigint NOT NULL,
+	event_id    bigint NOT NULL,
+	partner     text NOT NULL,
+	at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	status      integer,
+	latency_ms  integer,
+	error       text,
+	response    text,
+	CONSTRAINT webhook_attempt_log_pkey PRIMARY KEY (attempt_id),
+	CONSTRAINT webhook_attempt_log_endpoint_fkey FOREIGN KEY (endpoint_id)
+		REFERENCES userlife.webhook_endpoints (endpoint_id) ON DELETE CASCADE
+);
+CREATE INDEX webhook_attempt_log_at_idx ON userlife.webhook_attempt_log (at);
+CREATE INDEX webhook_attempt_log_delivery_idx ON userlife.webhook_attempt_log (endpoint_id, event_id);
+COMMENT ON TABLE userlife.webhook_attempt_log IS
+	'one row per webhook request made: HTTP status (NULL when none came back), latency, error, first 1 KiB of the response';
+
+SELECT pg_catalog.pg_extension_config_dump('userlife.webhook_endpoints', '');
+SELECT pg_catalog.pg_extension_config_dump('userlife.webhook_endpoints_endpoint_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('userlife.webhook_secrets', '');
+SELECT pg_catalog.pg_extension_config_dump('userlife.webhook_secrets_secret_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('userlife.webhook_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('userlife.webhook_attempt_log', '');
+SELECT pg_catalog.pg_extension_config_dump('userlife.webhook_attempt_log_attempt_id_seq', '');
+
+ALTER TABLE userlife.webhook_endpoints ENABLE ROW LEVEL SECURITY;
+ALTER TABLE userlife.webhook_queue ENABLE ROW LEVEL SECURITY;
+ALTER TABLE userlife.webhook_attempt_log ENABLE ROW LEVEL SECURITY;
+ALTER TABLE userlife.webhook_secrets ENABLE ROW LEVEL SECURITY;
+CREATE POLICY webhook_endpoints_by_partner ON userlife.webhook_endpoints FOR SELECT
+	USING ((SELECT userlife.sees_every_partner())
+		   OR partner OPERATOR(pg_catalog.=) ANY ((SELECT userlife.bound_partners())::pg_catalog.text[]));
+CREATE POLICY webhook_queue_by_partner ON userlife.webhook_queue FOR SELECT
+	USING ((SELECT userlife.sees_every_partner())
+		   OR partner OPERATOR(pg_catalog.=) ANY ((SELECT userlife.bound_partners())::pg_catalog.text[]));
+CREATE POLICY webhook_attempt_log_by_partner ON userlife.webhook_attempt_log FOR SELECT
+	USING ((SELECT userlife.sees_every_partner())
+		   OR partner OPERATOR(pg_catalog.=) ANY ((SELECT userlife.bound_partners())::pg_catalog.text[]));
+
+-- The views read the tables as their owner (the events beyond a cursor
+-- are pending deliveries too, and compliance cannot read events), so they
+-- filter by the caller's partner bindings themselves, behind a security
+-- barrier: a caller's function in WHERE never sees another partner's rows.
+CREATE VIEW userlife.webhook_deliveries WITH (security_barrier = true) AS
+	SELECT d.partner, d.endpoint_id, d.event_id, d.event_type, d.state, d.attempts,
+		   d.next_attempt_at, d.last_status, d.last_error, d.delivered_at
+	FROM (SELECT q.partner, q.endpoint_id, q.event_id, q.event_type, q.state, q.attempts,
+				 q.next_attempt_at, q.last_status, q.last_error, q.delivered_at
+			FROM userlife.webhook_queue q
+		  UNION ALL
+		  SELECT w.partner, w.endpoint_id, e.event_id, e.event_type, 'pending'::pg_catalog.text,
+				 0, NULL::pg_catalog.timestamptz, NULL::pg_catalog.int4, NULL::pg_catalog.text,
+				 NULL::pg_catalog.timestamptz
+			FROM userlife.webhook_endpoints w
+			JOIN userlife.events e ON e.partner OPERATOR(pg_catalog.=) w.partner
+			 AND e.event_id OPERATOR(pg_catalog.>) w.cursor_event_id
+		   WHERE w.event_types IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY (w.event_types)) d
+	WHERE (SELECT userlife.sees_every_partner())
+		  OR d.partner OPERATOR(pg_catalog.=) ANY ((SELECT userlife.bound_partners())::pg_catalog.text[]);
+COMMENT ON VIEW userlife.webhook_deliveries IS
+	'every webhook delivery of the partners the caller is bound to: pending, delivered or dead';
+
+CREATE VIEW userlife.webhook_attempts WITH (security_barrier = true) AS
+	SELECT a.partner, a.endpoint_id, a.event_id, a.at, a.status, a.latency_ms, a.error, a.response
+	FROM userlife.webhook_attempt_log a
+	WHERE (SELECT userlife.sees_every_partner())
+		  OR a.partner OPERATOR(pg_catalog.=) ANY ((SELECT userlife.bound_partners())::pg_catalog.text[]);
+COMMENT ON VIEW userlife.webhook_attempts IS
+	'the webhook attempt log of the partners the caller is bound to';
+
+CREATE FUNCTION userlife.add_webhook_endpoint(partner text, url text, event_types text[] DEFAULT NULL)
+	RETURNS jsonb
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_add_webhook_endpoint';
+COMMENT ON FUNCTION userlife.add_webhook_endpoint(text, text, text[]) IS
+	'adds a webhook endpoint: {"endpoint_id", "secret"}; the secret is shown only this once';
+
+CREATE FUNCTION userlife.rotate_webhook_secret(partner text, endpoint_id bigint,
+	grace interval DEFAULT '1 day')
+	RETURNS text
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_rotate_webhook_secret';
+COMMENT ON FUNCTION userlife.rotate_webhook_secret(text, bigint, interval) IS
+	'a new signing secret (shown once); requests carry both signatures until grace ends';
+
+CREATE FUNCTION userlife.set_webhook_endpoint(partner text, endpoint_id bigint, enabled boolean)
+	RETURNS jsonb
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_set_webhook_endpoint';
+COMMENT ON FUNCTION userlife.set_webhook_endpoint(text, bigint, boolean) IS
+	'enables or disables an endpoint; events committed while disabled are delivered once enabled';
+
+CREATE FUNCTION userlife.remove_webhook_endpoint(partner text, endpoint_id bigint)
+	RETURNS boolean
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_remove_webhook_endpoint';
+COMMENT ON FUNCTION userlife.remove_webhook_endpoint(text, bigint) IS
+	'removes an endpoint with its secrets, deliveries and attempt log';
+
+CREATE FUNCTION userlife.replay_webhooks(partner text, endpoint_id bigint, since timestamptz,
+	until timestamptz DEFAULT pg_catalog.now())
+	RETURNS bigint
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_replay_webhooks';
+COMMENT ON FUNCTION userlife.replay_webhooks(text, bigint, timestamptz, timestamptz) IS
+	'queues every event of the window for the endpoint again, delivered or dead alike; returns how many';
+
+CREATE FUNCTION userlife.claim_webhook_deliveries(max_deliveries integer DEFAULT 100, partner text DEFAULT NULL)
+	RETURNS TABLE (endpoint_id bigint, event_id bigint, attempt integer, url text, body text,
+				   webhook_id text, webhook_timestamp text, webhook_signature text, timeout_ms integer)
+	LANGUAGE c VOLATILE PARALLEL UNSAFE ROWS 100 AS 'MODULE_PATHNAME', 'userlife_claim_webhook_deliveries';
+COMMENT ON FUNCTION userlife.claim_webhook_deliveries(integer, text) IS
+	'queues new events for the endpoints and claims due deliveries (SKIP LOCKED), signed and ready to send';
+
+CREATE FUNCTION userlife.complete_webhook_delivery(endpoint_id bigint, event_id bigint, attempt integer,
+	status integer DEFAULT NULL, latency_ms integer DEFAULT NULL, error text DEFAULT NULL, response text DEFAULT NULL,
+	retry_after integer DEFAULT NULL)
+	RETURNS text
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_complete_webhook_delivery';
+COMMENT ON FUNCTION userlife.complete_webhook_delivery(bigint, bigint, integer, integer, integer, text, text, integer) IS
+	'records one attempt of a claimed delivery and schedules what follows; returns the delivery''s state';
 
 
 ------------------------------------------------------------------------
@@ -287,6 +477,8 @@ GRANT SELECT ON userlife.maintenance_log, userlife.maintenance_runs TO userlife_
 GRANT SELECT ON userlife.event_backlog TO userlife_developer, userlife_admin, userlife_owner;
 GRANT SELECT ON userlife.audit_size TO userlife_compliance, userlife_admin, userlife_owner;
 GRANT INSERT, UPDATE, DELETE ON userlife.transitions TO userlife_owner;
+GRANT SELECT ON userlife.webhook_deliveries, userlife.webhook_attempts
+	TO userlife_compliance, userlife_admin, userlife_owner;
 
 GRANT EXECUTE ON FUNCTION
 	userlife.get_user(text, text),
@@ -339,3 +531,14 @@ GRANT EXECUTE ON FUNCTION
 	userlife.unschedule_maintenance(),
 	userlife.rebuild_search()
 	TO userlife_owner;
+GRANT EXECUTE ON FUNCTION
+	userlife.add_webhook_endpoint(text, text, text[]),
+	userlife.rotate_webhook_secret(text, bigint, interval),
+	userlife.set_webhook_endpoint(text, bigint, boolean),
+	userlife.remove_webhook_endpoint(text, bigint),
+	userlife.replay_webhooks(text, bigint, timestamptz, timestamptz)
+	TO userlife_admin, userlife_owner;
+GRANT EXECUTE ON FUNCTION
+	userlife.claim_webhook_deliveries(integer, text),
+	userlife.complete_webhook_delivery(bigint, bigint, integer, integer, integer, text, text, integer)
+	TO userlife_developer, userlife_admin, userlife_owner;

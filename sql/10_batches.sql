@@ -38,9 +38,11 @@ SELECT u.external_id, f.sqlstate, f.attempts FROM userlife.purge_failures f JOIN
  WHERE u.partner = 'bat' ORDER BY 1;
 -- the failure's detail, and the count
 DELETE FROM public.bat_orders;
-SELECT userlife.run_maintenance() - 'events_dropped' - 'signatures_forgotten' - 'suspensions_ended' - 'bindings_dropped' AS counts;
+SELECT userlife.run_maintenance() - 'events_dropped' - 'signatures_forgotten' - 'suspensions_ended' - 'bindings_dropped'
+       - 'webhook_attempts_dropped' - 'webhook_deliveries_dropped' - 'webhook_endpoints_disabled' AS counts;
 DROP TRIGGER bat_keep ON userlife.users;
 DROP FUNCTION public.bat_keep();
-SELECT userlife.run_maintenance() - 'events_dropped' - 'signatures_forgotten' - 'suspensions_ended' - 'bindings_dropped' AS counts;
+SELECT userlife.run_maintenance() - 'events_dropped' - 'signatures_forgotten' - 'suspensions_ended' - 'bindings_dropped'
+       - 'webhook_attempts_dropped' - 'webhook_deliveries_dropped' - 'webhook_endpoints_disabled' AS counts;
 SELECT count(*) AS failures_left FROM userlife.purge_failures;
 DROP TABLE public.bat_orders;

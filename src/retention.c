@@ -45,6 +45,7 @@
 #include "utils/timestamp.h"
 
 #include "userlife.h"
+#include "webhooks.h"
 #include "chain.h"
 #include "writectx.h"
 
@@ -502,15 +503,20 @@ end_due_suspensions(Oid caller, int32 batch_size)
 	return n;
 }
 
+/* drop_delivered_events: old delivered events no webhook endpoint still needs */
 static int64
 drop_delivered_events(void)
 {
 	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
 
+	values[0] = Int64GetDatum(WebhooksOutboxFloor());
 	UserlifeRun(&plan,
 		"DELETE FROM userlife.events e "
-		"WHERE e.delivered_at < pg_catalog.now() - '7 days'::pg_catalog.interval",
-		0, NULL, NULL, NULL, false, 0, SPI_OK_DELETE);
+		"WHERE e.delivered_at < pg_catalog.now() - '7 days'::pg_catalog.interval"
+		" AND e.event_id <= $1",
+		1, argtypes, values, NULL, false, 0, SPI_OK_DELETE);
 	return (int64) SPI_processed;
 }
 
@@ -548,6 +554,9 @@ userlife_run_maintenance(PG_FUNCTION_ARGS)
 	int64		events;
 	int64		signatures;
 	int64		bindings;
+	int64		attempts_dropped;
+	int64		deliveries_dropped;
+	int64		endpoints_disabled;
 	Jsonb	   *built;
 	Jsonb	   *result;
 	TimestampTz started;
@@ -563,6 +572,7 @@ userlife_run_maintenance(PG_FUNCTION_ARGS)
 	events = drop_delivered_events();
 	signatures = SignatureForgetExpired();
 	bindings = AccessDropStaleBindings();
+	WebhooksMaintenance(&attempts_dropped, &deliveries_dropped, &endpoints_disabled);
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	push_count(&state, "suspensions_ended", suspensions);
@@ -571,6 +581,9 @@ userlife_run_maintenance(PG_FUNCTION_ARGS)
 	push_count(&state, "events_dropped", events);
 	push_count(&state, "signatures_forgotten", signatures);
 	push_count(&state, "bindings_dropped", bindings);
+	push_count(&state, "webhook_attempts_dropped", attempts_dropped);
+	push_count(&state, "webhook_deliveries_dropped", deliveries_dropped);
+	push_count(&state, "webhook_endpoints_disabled", endpoints_disabled);
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	built = JsonbValueToJsonb(res);
 	MonitorRecordMaintenance(scope.caller, started, batch_size, built);

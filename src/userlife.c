@@ -42,6 +42,7 @@
 #include "userlife.h"
 #include "chain.h"
 #include "writectx.h"
+#include "webhooks.h"
 
 PG_MODULE_MAGIC;
 
@@ -131,6 +132,7 @@ _PG_init(void)
 							 "that is sent must be valid either way.",
 							 &userlife_require_body_signature, false,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+	WebhooksInit();
 	MarkGUCPrefixReserved("userlife");
 
 	CacheRegisterRelcacheCallback(reset_catalog_cache, (Datum) 0);

@@ -6,7 +6,8 @@
 # several runs build and install at once without sharing the server's tree)
 PG_BIN=${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}
 # pg_cron is for the test of schedule_maintenance
-USERLIFE_PACKAGES="postgresql-server-dev-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-cron"
+# libcurl4-openssl-dev, python3 and openssl are for userlife_webhooks and its tests
+USERLIFE_PACKAGES="postgresql-server-dev-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-cron libcurl4-openssl-dev python3 openssl"
 
 # userlife_install_packages [extra packages...]: apt-get only what is missing
 userlife_install_packages() {

@@ -62,7 +62,8 @@ SELECT lives_ok($$SELECT userlife.register_user('bt', 'bt-s')$$, 'a user to susp
 SELECT lives_ok($$SELECT userlife.set_status('bt', 'bt-s', 'suspended', 'cool-off', now() + interval '1 hour')$$,
                 'suspend it');
 UPDATE userlife.users SET suspended_until = now() - interval '1 second' WHERE partner = 'bt' AND external_id = 'bt-s';
-SELECT is(userlife.run_maintenance() - 'events_dropped' - 'signatures_forgotten' - 'bindings_dropped',
+SELECT is(userlife.run_maintenance() - 'events_dropped' - 'signatures_forgotten' - 'bindings_dropped' - 'webhook_attempts_dropped'
+          - 'webhook_deliveries_dropped' - 'webhook_endpoints_disabled',
           '{"suspensions_ended": 1, "users_purged": 0, "purge_failed": 1}'::jsonb,
           'run_maintenance: the suspension ended, the purge failed once');
 SELECT is((SELECT status::text FROM userlife.users WHERE partner = 'bt' AND external_id = 'bt-s'), 'active',

@@ -35,7 +35,8 @@ SELECT throws_ok($$SELECT userlife.claim_events(0)$$, '22023', NULL, 'max_events
 SELECT lives_ok($$SELECT userlife.set_status('ev1', 'u1', 'suspended', 'cool-off', now() + interval '1 hour')$$, 'suspend u1');
 UPDATE userlife.users SET suspended_until = now() - interval '1 second' WHERE partner = 'ev1' AND external_id = 'u1';
 UPDATE userlife.events SET delivered_at = now() - interval '8 days' WHERE partner = 'ev2';
-SELECT is(userlife.run_maintenance() - 'users_purged' - 'purge_failed' - 'signatures_forgotten' - 'bindings_dropped',
+SELECT is(userlife.run_maintenance() - 'users_purged' - 'purge_failed' - 'signatures_forgotten' - 'bindings_dropped'
+          - 'webhook_attempts_dropped' - 'webhook_deliveries_dropped' - 'webhook_endpoints_disabled',
           '{"suspensions_ended": 1, "events_dropped": 3}'::jsonb, 'run_maintenance reports its work');
 SELECT is((SELECT status::text || '/' || status_reason FROM userlife.get_user('ev1', 'u1')),
           'active/suspension expired', 'the suspension ended, with its reason');

@@ -1,0 +1,1259 @@
+/*-------------------------------------------------------------------------
+ *
+ * webhooks.c
+ *		Webhook endpoints, their secrets, and the database side of delivery
+ *		(SPEC §10): claim_webhook_deliveries hands the delivery program
+ *		signed, ready-to-send requests; complete_webhook_delivery records
+ *		each attempt and schedules what follows.
+ *
+ * The write path pays nothing: a change writes its event to the outbox
+ * and no row per endpoint.  Each endpoint keeps a cursor over the outbox;
+ * a claim moves the events past it into webhook_queue.  Event ids are not
+ * given out in commit order, so a cursor may pass an id only once every
+ * transaction that could still commit an event at or below it has ended:
+ * the claim reads the sequence's last value L, then the transactions
+ * writing to the outbox (holding ROW EXCLUSIVE on it, with a transaction
+ * id), and waits briefly for those to end.  A writer locks the outbox and
+ * gets its transaction id (the audit row's txid) before its event id, so
+ * every writer holding an id <= L is among them.  When they do not end in time
+ * the cursor stays where it is and the next claim tries again.
+ *
+ * Order per user and endpoint: only the oldest pending delivery of a user
+ * and endpoint can be claimed; a claimed delivery stays pending (held until
+ * next_attempt_at, the lease) until completed, so the next one waits.
+ *
+ * Secrets are 32 random bytes readable by the extension owner only; every
+ * function here runs as that owner after AccessEnter, and the signatures
+ * (HMAC-SHA256 over id.timestamp.body, Standard Webhooks) are computed here,
+ * so the delivery program never holds a secret.
+ *
+ * Memory: the parsed retry schedule lives in GUC "extra" memory; all else
+ * is per call.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <time.h>
+
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "common/base64.h"
+#include "common/hmac.h"
+#include "common/pg_prng.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "storage/procarray.h"
+#include "storage/sinvaladt.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "userlife.h"
+#include "webhooks.h"
+
+PG_FUNCTION_INFO_V1(userlife_add_webhook_endpoint);
+PG_FUNCTION_INFO_V1(userlife_rotate_webhook_secret);
+PG_FUNCTION_INFO_V1(userlife_set_webhook_endpoint);
+PG_FUNCTION_INFO_V1(userlife_remove_webhook_endpoint);
+PG_FUNCTION_INFO_V1(userlife_replay_webhooks);
+PG_FUNCTION_INFO_V1(userlife_claim_webhook_deliveries);
+PG_FUNCTION_INFO_V1(userlife_complete_webhook_delivery);
+
+#define WEBHOOK_SECRET_BYTES	32
+#define WEBHOOK_SECRET_PREFIX	"whsec_"
+#define WEBHOOK_MAX_URL			2048
+#define WEBHOOK_MAX_SCHEDULE	32
+#define WEBHOOK_MAX_CLAIM		1000
+#define WEBHOOK_RESPONSE_BYTES	1024
+/* events queued per endpoint and claim, so a long-disabled one catches up in steps */
+#define WEBHOOK_QUEUE_STEP		10000
+/* how long a claim waits for writers that may still commit events below the cursor */
+#define WEBHOOK_HORIZON_WAIT_MS 50
+/* a claimed delivery is held this much longer than the request's time limit */
+#define WEBHOOK_LEASE_MARGIN_S	5
+
+/* the parsed userlife.webhook_retry_schedule, in GUC extra memory */
+typedef struct RetrySchedule
+{
+	int			n;
+	double		delay_s[WEBHOOK_MAX_SCHEDULE];
+} RetrySchedule;
+
+static char *webhook_retry_schedule_text = NULL;
+static const RetrySchedule *webhook_schedule = NULL;
+static int	webhook_timeout_ms = 15000;
+static char *webhook_disable_after_text = NULL;
+static char *webhook_attempt_retention_text = NULL;
+
+static const char *const known_event_types[] = {"user.data.updated", "user.status.updated"};
+
+/* partners the caller may see, as SQL over $wide and $role, for column "col" */
+#define WEBHOOK_VISIBLE(col, wide, role) \
+	"(" wide " OR " col " IN (SELECT b.partner FROM userlife.partner_bindings b" \
+	" WHERE pg_catalog.pg_has_role(" role ", b.role::pg_catalog.oid, 'USAGE')))"
+
+/*
+ * parse_interval_s: seconds of an interval text (a month counts 30 days);
+ * false when it does not parse.  Safe in a GUC check hook: errors are caught.
+ */
+static bool
+parse_interval_s(const char *text, double *seconds)
+{
+	Interval   *iv = NULL;
+	MemoryContext oldcontext = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		iv = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(text),
+												   ObjectIdGetDatum(InvalidOid),
+												   Int32GetDatum(-1)));
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		FlushErrorState();
+		iv = NULL;
+	}
+	PG_END_TRY();
+	if (iv == NULL)
+		return false;
+	*seconds = iv->time / 1000000.0 + iv->day * 86400.0 + iv->month * 30.0 * 86400.0;
+	return true;
+}
+
+/* check_retry_schedule: a comma-separated list of 1-32 positive intervals */
+static bool
+check_retry_schedule(char **newval, void **extra, GucSource source)
+{
+	RetrySchedule *sched;
+	char	   *copy;
+	char	   *item;
+	char	   *save = NULL;
+
+	if (*newval == NULL)
+		return false;
+	sched = (RetrySchedule *) malloc(sizeof(RetrySchedule));
+	if (sched == NULL)
+		return false;
+	sched->n = 0;
+	copy = pstrdup(*newval);
+	for (item = strtok_r(copy, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save))
+	{
+		double		s;
+
+		if (sched->n >= WEBHOOK_MAX_SCHEDULE || !parse_interval_s(item, &s) ||
+			s <= 0 || s > 30 * 86400.0)
+		{
+			GUC_check_errdetail("The schedule is 1 to %d positive intervals of at most 30 days, separated by commas.",
+								WEBHOOK_MAX_SCHEDULE);
+			free(sched);
+			return false;
+		}
+		sched->delay_s[sched->n++] = s;
+	}
+	if (sched->n == 0)
+	{
+		GUC_check_errdetail("The schedule is 1 to %d positive intervals of at most 30 days, separated by commas.",
+							WEBHOOK_MAX_SCHEDULE);
+		free(sched);
+		return false;
+	}
+	*extra = sched;
+	return true;
+}
+
+static void
+assign_retry_schedule(const char *newval, void *extra)
+{
+	webhook_schedule = (const RetrySchedule *) extra;
+}
+
+/* check_positive_interval: the setting must be a positive interval */
+static bool
+check_positive_interval(char **newval, void **extra, GucSource source)
+{
+	double		s;
+
+	if (*newval == NULL || !parse_interval_s(*newval, &s) || s <= 0)
+	{
+		GUC_check_errdetail("The setting must be a positive interval.");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * WebhooksInit
+ *		Defines the webhook settings of SPEC §4 (superuser only: they decide
+ *		how partners are treated).
+ */
+void
+WebhooksInit(void)
+{
+	DefineCustomStringVariable("userlife.webhook_retry_schedule",
+							   "Delays between webhook attempts after the first.",
+							   "Each delay gets +-20% jitter; after the last one the delivery is dead.",
+							   &webhook_retry_schedule_text,
+							   "5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h",
+							   PGC_SUSET, 0, check_retry_schedule, assign_retry_schedule, NULL);
+	DefineCustomIntVariable("userlife.webhook_timeout",
+							"Time limit of one webhook request.",
+							NULL,
+							&webhook_timeout_ms, 15000, 100, 600 * 1000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomStringVariable("userlife.webhook_disable_after",
+							   "An endpoint whose every attempt failed for this long is disabled.",
+							   NULL,
+							   &webhook_disable_after_text, "5 days",
+							   PGC_SUSET, 0, check_positive_interval, NULL, NULL);
+	DefineCustomStringVariable("userlife.webhook_attempt_retention",
+							   "Attempt log rows older than this are dropped by run_maintenance.",
+							   NULL,
+							   &webhook_attempt_retention_text, "30 days",
+							   PGC_SUSET, 0, check_positive_interval, NULL, NULL);
+}
+
+/* setting_interval: a checked interval setting as SQL interval text */
+static Datum
+setting_interval(const char *text)
+{
+	return DirectFunctionCall3(interval_in, CStringGetDatum(text),
+							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+}
+
+/*
+ * enter_admin
+ *		Endpoints, secrets and replay are for userlife_admin and
+ *		userlife_owner members (and superusers), on partners they are bound
+ *		to; then as AccessEnter.
+ */
+static void
+enter_admin(AccessScope *scope, const char *partner)
+{
+	Oid			role = GetUserId();
+	Oid			admin = get_role_oid("userlife_admin", true);
+
+	if (!AccessIsPartnerWide(role) &&
+		!(OidIsValid(admin) && has_privs_of_role(role, admin)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied: role \"%s\" is not a member of userlife_admin",
+						GetUserNameFromId(role, false))));
+	AccessEnter(scope, ACCESS_READER, partner);
+}
+
+/*
+ * check_url
+ *		An absolute http:// or https:// URL without credentials, of at most
+ *		2048 bytes of printable ASCII, with a host and at most a valid port.
+ *		Where it may point is decided by the delivery program, on the
+ *		address it connects to.
+ */
+static void
+check_url(const char *url)
+{
+	size_t		len = strlen(url);
+	const char *p;
+	const char *host;
+	const char *end;
+	const char *why = NULL;
+
+	for (p = url; *p && why == NULL; p++)
+		if ((unsigned char) *p <= 0x20 || (unsigned char) *p >= 0x7f)
+			why = "A URL is printable ASCII without spaces; percent-encode anything else.";
+	if (why == NULL && len > WEBHOOK_MAX_URL)
+		why = psprintf("A URL has at most %d bytes.", WEBHOOK_MAX_URL);
+	if (why == NULL)
+	{
+		if (pg_strncasecmp(url, "https://", 8) == 0)
+			host = url + 8;
+		else if (pg_strncasecmp(url, "http://", 7) == 0)
+			host = url + 7;
+		else
+			host = NULL;
+		if (host == NULL)
+			why = "A webhook URL starts with https:// or http://.";
+		else
+		{
+			end = host + strcspn(host, "/?#");
+			if (memchr(host, '@', end - host) != NULL)
+				why = "A webhook URL must not carry credentials.";
+			else if (end == host || *host == ':')
+				why = "A webhook URL names a host.";
+			else if (strchr(url, '#') != NULL)
+				why = "A webhook URL has no fragment.";
+			else
+			{
+				const char *colon = NULL;
+				const char *q;
+
+				/* the port: after the last ':' outside an [IPv6] literal */
+				for (q = host; q < end; q++)
+					if (*q == ']')
+						colon = NULL;
+					else if (*q == ':')
+						colon = q;
+				if (colon != NULL)
+				{
+					long		port = 0;
+
+					for (q = colon + 1; q < end && port <= 65535; q++)
+						port = (*q >= '0' && *q <= '9') ? port * 10 + (*q - '0') : 70000;
+					if (q == colon + 1 || port < 1 || port > 65535)
+						why = "A port is a number from 1 to 65535.";
+				}
+			}
+		}
+	}
+	if (why != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid webhook url \"%s\"", pnstrdup(url, Min(len, 200))),
+				 errdetail_internal("%s", why)));
+}
+
+/* check_event_types: NULL (all), or a non-empty array of known types */
+static void
+check_event_types(FunctionCallInfo fcinfo, int argno)
+{
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+
+	if (PG_ARGISNULL(argno))
+		return;
+	arr = PG_GETARG_ARRAYTYPE_P(argno);
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("event_types must be a one-dimensional array")));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("event_types must not be empty"),
+				 errhint("Pass NULL to receive every event type.")));
+	for (i = 0; i < n; i++)
+	{
+		char	   *t = nulls[i] ? NULL : TextDatumGetCString(elems[i]);
+
+		if (t == NULL || (strcmp(t, known_event_types[0]) != 0 &&
+						  strcmp(t, known_event_types[1]) != 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown event type \"%s\"", t ? t : "NULL"),
+					 errdetail("The event types are \"%s\" and \"%s\".",
+							   known_event_types[0], known_event_types[1])));
+	}
+}
+
+/* new_secret: 32 random bytes as bytea */
+static bytea *
+new_secret(void)
+{
+	bytea	   *secret = (bytea *) palloc(VARHDRSZ + WEBHOOK_SECRET_BYTES);
+
+	SET_VARSIZE(secret, VARHDRSZ + WEBHOOK_SECRET_BYTES);
+	if (!pg_strong_random(VARDATA(secret), WEBHOOK_SECRET_BYTES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random webhook secret")));
+	return secret;
+}
+
+/* base64: standard base64 of len bytes, NUL-terminated */
+static char *
+base64(const uint8 *data, int len)
+{
+	int			cap = pg_b64_enc_len(len) + 1;
+	char	   *out = palloc(cap);
+	int			n = pg_b64_encode((const char *) data, len, out, cap);
+
+	if (n < 0)
+		elog(ERROR, "base64 encoding failed");
+	out[n] = '\0';
+	return out;
+}
+
+/* secret_text: "whsec_" and the base64 of the secret bytes */
+static char *
+secret_text(bytea *secret)
+{
+	return psprintf(WEBHOOK_SECRET_PREFIX "%s",
+					base64((uint8 *) VARDATA(secret), VARSIZE(secret) - VARHDRSZ));
+}
+
+/* insert_secret: stores a new secret of the endpoint; its whsec_ text */
+static char *
+insert_secret(int64 endpoint_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {INT8OID, BYTEAOID};
+	Datum		values[2];
+	bytea	   *secret = new_secret();
+
+	values[0] = Int64GetDatum(endpoint_id);
+	values[1] = PointerGetDatum(secret);
+	UserlifeRun(&plan,
+				"INSERT INTO userlife.webhook_secrets (endpoint_id, secret) VALUES ($1, $2)",
+				2, argtypes, values, NULL, false, 0, SPI_OK_INSERT);
+	return secret_text(secret);
+}
+
+/*
+ * lock_endpoint
+ *		Locks the endpoint row and checks it belongs to the partner: P0002
+ *		when no endpoint has that id, 42501 (without a hint) when it is
+ *		another partner's.  Returns whether it is enabled.
+ */
+static bool
+lock_endpoint(const char *partner, int64 endpoint_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	bool		isnull;
+	char	   *owner;
+
+	values[0] = Int64GetDatum(endpoint_id);
+	UserlifeRun(&plan,
+				"SELECT w.partner, w.enabled FROM userlife.webhook_endpoints w"
+				" WHERE w.endpoint_id = $1 FOR NO KEY UPDATE",
+				1, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("webhook endpoint %lld of partner \"%s\" does not exist",
+						(long long) endpoint_id, partner)));
+	owner = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (strcmp(owner, partner) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for webhook endpoint %lld", (long long) endpoint_id)));
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+}
+
+/* require_endpoint_id: the endpoint_id argument, 22004 when NULL */
+static int64
+require_endpoint_id(FunctionCallInfo fcinfo, int argno)
+{
+	UserlifeRequireArg(fcinfo, argno, "endpoint_id");
+	return PG_GETARG_INT64(argno);
+}
+
+/* result_jsonb: column 1 of the first row of the last SPI result, copied out of SPI */
+static Datum
+result_jsonb(void)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+	return SPI_datumTransfer(d, false, -1);
+}
+
+/*
+ * outbox_position: the newest event id handed out so far.  Read from the
+ * sequence, which shows ids of transactions still running too.
+ */
+static int64
+outbox_position(void)
+{
+	static SPIPlanPtr plan = NULL;
+	bool		isnull;
+
+	UserlifeRun(&plan,
+				"SELECT CASE WHEN s.is_called THEN s.last_value ELSE s.last_value - 1 END"
+				" FROM userlife.events_event_id_seq s",
+				0, NULL, NULL, NULL, true, 1, SPI_OK_SELECT);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* add_webhook_endpoint(partner, url, event_types): {"endpoint_id", "secret"} */
+Datum
+userlife_add_webhook_endpoint(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr partner_plan = NULL;
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	char	   *url = UserlifeRequireText(fcinfo, 1, "url");
+	AccessScope scope;
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTARRAYOID, INT8OID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	bool		isnull;
+	int64		endpoint_id;
+	char	   *secret;
+	Datum		result;
+
+	UserlifeCheckPartnerId(partner);
+	check_url(url);
+	check_event_types(fcinfo, 2);
+	enter_admin(&scope, partner);
+	values[0] = CStringGetTextDatum(partner);
+	UserlifeRun(&partner_plan, "SELECT 1 FROM userlife.partners p WHERE p.partner = $1 FOR KEY SHARE",
+				1, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("partner \"%s\" does not exist", partner)));
+	values[1] = CStringGetTextDatum(url);
+	values[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+	/* events whose ids were handed out before now are not the endpoint's */
+	values[3] = Int64GetDatum(outbox_position());
+	UserlifeRun(&plan,
+				"INSERT INTO userlife.webhook_endpoints"
+				" (partner, url, event_types, cursor_event_id, start_event_id)"
+				" VALUES ($1, $2, $3, $4, $4) RETURNING endpoint_id",
+				4, argtypes, values, nulls, false, 0, SPI_OK_INSERT_RETURNING);
+	endpoint_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	secret = insert_secret(endpoint_id);
+	result = DirectFunctionCall1(jsonb_in,
+								 CStringGetDatum(psprintf("{\"endpoint_id\": " INT64_FORMAT
+														  ", \"secret\": \"%s\"}",
+														  endpoint_id, secret)));
+	AccessLeave(&scope);
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * rotate_webhook_secret(partner, endpoint_id, grace): a new secret; the
+ * ones valid until now stay valid for grace (at most), so that requests
+ * carry both signatures meanwhile.
+ */
+Datum
+userlife_rotate_webhook_secret(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	int64		endpoint_id = require_endpoint_id(fcinfo, 1);
+	Interval   *grace;
+	double		grace_s;
+	AccessScope scope;
+	Oid			argtypes[2] = {INT8OID, INTERVALOID};
+	Datum		values[2];
+	char	   *secret;
+
+	UserlifeRequireArg(fcinfo, 2, "grace");
+	grace = PG_GETARG_INTERVAL_P(2);
+	grace_s = grace->time / 1000000.0 + grace->day * 86400.0 + grace->month * 30.0 * 86400.0;
+	if (grace_s < 0 || grace_s > 30 * 86400.0 || grace->month < 0 || grace->day < 0 || grace->time < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("grace must be between 0 and 30 days")));
+	UserlifeCheckPartnerId(partner);
+	enter_admin(&scope, partner);
+	(void) lock_endpoint(partner, endpoint_id);
+	values[0] = Int64GetDatum(endpoint_id);
+	values[1] = IntervalPGetDatum(grace);
+	UserlifeRun(&plan,
+				"UPDATE userlife.webhook_secrets s SET expires_at = pg_catalog.clock_timestamp() + $2"
+				" WHERE s.endpoint_id = $1 AND (s.expires_at IS NULL"
+				" OR s.expires_at > pg_catalog.clock_timestamp() + $2)",
+				2, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
+	secret = insert_secret(endpoint_id);
+	AccessLeave(&scope);
+	PG_RETURN_TEXT_P(cstring_to_text(secret));
+}
+
+/* set_webhook_endpoint(partner, endpoint_id, enabled): the endpoint as JSON */
+Datum
+userlife_set_webhook_endpoint(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	int64		endpoint_id = require_endpoint_id(fcinfo, 1);
+	AccessScope scope;
+	Oid			argtypes[3] = {INT8OID, BOOLOID, TEXTOID};
+	Datum		values[3];
+	Datum		result;
+
+	UserlifeRequireArg(fcinfo, 2, "enabled");
+	UserlifeCheckPartnerId(partner);
+	enter_admin(&scope, partner);
+	(void) lock_endpoint(partner, endpoint_id);
+	values[0] = Int64GetDatum(endpoint_id);
+	values[1] = PG_GETARG_DATUM(2);
+	values[2] = CStringGetTextDatum(psprintf("disabled by role \"%s\"",
+											 GetUserNameFromId(scope.caller, false)));
+	/* enabling starts the failure clock afresh */
+	UserlifeRun(&plan,
+				"UPDATE userlife.webhook_endpoints w SET enabled = $2,"
+				" disabled_reason = CASE WHEN $2 THEN NULL WHEN w.enabled THEN $3 ELSE w.disabled_reason END,"
+				" failing_since = CASE WHEN $2 AND NOT w.enabled THEN NULL ELSE w.failing_since END"
+				" WHERE w.endpoint_id = $1"
+				" RETURNING pg_catalog.jsonb_build_object('endpoint_id', w.endpoint_id,"
+				" 'partner', w.partner, 'url', w.url, 'event_types', w.event_types,"
+				" 'enabled', w.enabled, 'disabled_reason', w.disabled_reason)",
+				3, argtypes, values, NULL, false, 0, SPI_OK_UPDATE_RETURNING);
+	result = result_jsonb();
+	AccessLeave(&scope);
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * remove_webhook_endpoint(partner, endpoint_id): true when removed, false
+ * when no endpoint has that id (any more).
+ */
+Datum
+userlife_remove_webhook_endpoint(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr find_plan = NULL;
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	int64		endpoint_id = require_endpoint_id(fcinfo, 1);
+	AccessScope scope;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	bool		removed;
+
+	UserlifeCheckPartnerId(partner);
+	enter_admin(&scope, partner);
+	values[0] = Int64GetDatum(endpoint_id);
+	UserlifeRun(&find_plan, "SELECT 1 FROM userlife.webhook_endpoints w WHERE w.endpoint_id = $1",
+				1, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
+	removed = SPI_processed > 0;
+	if (removed)
+	{
+		(void) lock_endpoint(partner, endpoint_id);
+		UserlifeRun(&plan, "DELETE FROM userlife.webhook_endpoints w WHERE w.endpoint_id = $1",
+					1, argtypes, values, NULL, false, 0, SPI_OK_DELETE);
+	}
+	AccessLeave(&scope);
+	PG_RETURN_BOOL(removed);
+}
+
+/*
+ * replay_webhooks(partner, endpoint_id, since, until): every event of the
+ * window already queued for the endpoint, or passed by its cursor, is
+ * queued again with a fresh schedule; later events come anyway.
+ */
+Datum
+userlife_replay_webhooks(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
+	int64		endpoint_id = require_endpoint_id(fcinfo, 1);
+	AccessScope scope;
+	Oid			argtypes[3] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[3];
+	int64		queued;
+
+	UserlifeRequireArg(fcinfo, 2, "since");
+	UserlifeRequireArg(fcinfo, 3, "until");
+	UserlifeCheckPartnerId(partner);
+	if (PG_GETARG_TIMESTAMPTZ(2) > PG_GETARG_TIMESTAMPTZ(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("since must not be later than until")));
+	enter_admin(&scope, partner);
+	if (!lock_endpoint(partner, endpoint_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("webhook endpoint %lld of partner \"%s\" is disabled",
+						(long long) endpoint_id, partner),
+				 errhint("Enable it with userlife.set_webhook_endpoint() first.")));
+	values[0] = Int64GetDatum(endpoint_id);
+	values[1] = PG_GETARG_DATUM(2);
+	values[2] = PG_GETARG_DATUM(3);
+	UserlifeRun(&plan,
+				"INSERT INTO userlife.webhook_queue AS q"
+				" (endpoint_id, event_id, partner, user_id, event_type, next_attempt_at)"
+				" SELECT w.endpoint_id, e.event_id, e.partner, e.user_id, e.event_type, pg_catalog.now()"
+				" FROM userlife.webhook_endpoints w JOIN userlife.events e"
+				"  ON e.partner = w.partner AND e.event_id <= w.cursor_event_id"
+				"  AND e.event_id > w.start_event_id"
+				" WHERE w.endpoint_id = $1 AND e.at >= $2 AND e.at <= $3"
+				"  AND (w.event_types IS NULL OR e.event_type = ANY (w.event_types))"
+				" ON CONFLICT (endpoint_id, event_id) DO UPDATE SET state = 'pending', attempts = 0,"
+				"  next_attempt_at = pg_catalog.now(), last_status = NULL, last_error = NULL,"
+				"  delivered_at = NULL, updated_at = pg_catalog.now()",
+				3, argtypes, values, NULL, false, 0, SPI_OK_INSERT);
+	queued = (int64) SPI_processed;
+	AccessLeave(&scope);
+	PG_RETURN_INT64(queued);
+}
+
+/*
+ * event_writers
+ *		The transaction ids of the transactions that may still commit an
+ *		event with an id the caller has already read from the sequence:
+ *		those holding a lock that conflicts with SHARE on userlife.events
+ *		(every insert holds ROW EXCLUSIVE until its end) and that have a
+ *		transaction id.  One without an id cannot hold an event id yet: a
+ *		writer gets its transaction id (the audit row's txid) before its
+ *		event id.  So a VACUUM, or any transaction that never touched the
+ *		outbox, is not waited for.
+ */
+static TransactionId *
+event_writers(int *count)
+{
+	LOCKTAG		tag;
+	VirtualTransactionId *holders;
+	TransactionId *xids;
+	int			n = 0;
+	int			i;
+
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, UserlifeRelid("events"));
+	holders = GetLockConflicts(&tag, ShareLock, count);
+	xids = palloc(sizeof(TransactionId) * Max(*count, 1));
+	for (i = 0; i < *count && VirtualTransactionIdIsValid(holders[i]); i++)
+	{
+		TransactionId xid;
+		TransactionId xmin;
+
+		if (VirtualXactLock(holders[i], false))
+			continue;			/* ended meanwhile */
+		BackendIdGetTransactionIds(holders[i].backendId, &xid, &xmin);
+		if (TransactionIdIsValid(xid) && !TransactionIdIsCurrentTransactionId(xid))
+			xids[n++] = xid;
+	}
+	*count = n;
+	return xids;
+}
+
+/*
+ * safe_outbox_position
+ *		The newest event id below which every event is committed or will
+ *		never be: the sequence's last value, once every transaction that was
+ *		writing events when it was read has ended.  -1 when they do not end
+ *		within WEBHOOK_HORIZON_WAIT_MS (the next claim tries again).  The
+ *		statements that read the outbox after it must take a new snapshot
+ *		(READ COMMITTED).
+ */
+static int64
+safe_outbox_position(void)
+{
+	int64		position = outbox_position();
+	int			n;
+	TransactionId *xids = event_writers(&n);
+	int			waited_ms = 0;
+
+	for (;;)
+	{
+		int			left = 0;
+		int			i;
+
+		for (i = 0; i < n; i++)
+			if (TransactionIdIsInProgress(xids[i]))
+				xids[left++] = xids[i];
+		n = left;
+		if (n == 0)
+			return position;
+		if (waited_ms >= WEBHOOK_HORIZON_WAIT_MS)
+			return -1;
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(1000L);
+		waited_ms++;
+	}
+}
+
+/*
+ * queue_new_events
+ *		Moves the events up to the safe position past the cursors of the
+ *		enabled endpoints the caller may serve into webhook_queue.  An
+ *		endpoint being advanced by another claim is skipped.
+ */
+static void
+queue_new_events(int64 position, Datum partner, bool partner_null, Oid caller)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[5] = {INT8OID, TEXTOID, BOOLOID, OIDOID, INT8OID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(position);
+	values[1] = partner;
+	nulls[1] = partner_null ? 'n' : ' ';
+	values[2] = BoolGetDatum(AccessIsPartnerWide(caller));
+	values[3] = ObjectIdGetDatum(caller);
+	values[4] = Int64GetDatum(WEBHOOK_QUEUE_STEP);
+	UserlifeRun(&plan,
+				"WITH ep AS ("
+				" SELECT w.endpoint_id, w.partner, w.event_types, w.cursor_event_id AS from_id,"
+				"  LEAST($1, w.cursor_event_id + $5) AS to_id"
+				" FROM userlife.webhook_endpoints w"
+				" WHERE w.enabled AND w.cursor_event_id < $1"
+				"  AND ($2::pg_catalog.text IS NULL OR w.partner = $2)"
+				"  AND " WEBHOOK_VISIBLE("w.partner", "$3", "$4")
+				" FOR NO KEY UPDATE SKIP LOCKED), "
+				"ins AS ("
+				" INSERT INTO userlife.webhook_queue"
+				"  (endpoint_id, event_id, partner, user_id, event_type, next_attempt_at)"
+				" SELECT ep.endpoint_id, e.event_id, e.partner, e.user_id, e.event_type, pg_catalog.now()"
+				" FROM ep JOIN userlife.events e ON e.event_id > ep.from_id AND e.event_id <= ep.to_id"
+				"  AND e.partner = ep.partner"
+				" WHERE ep.event_types IS NULL OR e.event_type = ANY (ep.event_types)"
+				" ON CONFLICT DO NOTHING) "
+				"UPDATE userlife.webhook_endpoints w SET cursor_event_id = ep.to_id"
+				" FROM ep WHERE w.endpoint_id = ep.endpoint_id",
+				5, argtypes, values, nulls, false, 0, SPI_OK_UPDATE);
+}
+
+/*
+ * sign: the webhook-signature header value: "v1,<base64 HMAC-SHA256>" for
+ * each secret, space-separated, over id "." timestamp "." body.
+ */
+static char *
+sign(ArrayType *secrets, const char *id, const char *ts, const char *body, size_t body_len)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	StringInfoData out;
+
+	deconstruct_array(secrets, BYTEAOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	initStringInfo(&out);
+	for (i = 0; i < n; i++)
+	{
+		bytea	   *key = DatumGetByteaPP(elems[i]);
+		pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
+		uint8		mac[32];
+
+		if (ctx == NULL ||
+			pg_hmac_init(ctx, (uint8 *) VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)) < 0 ||
+			pg_hmac_update(ctx, (const uint8 *) id, strlen(id)) < 0 ||
+			pg_hmac_update(ctx, (const uint8 *) ".", 1) < 0 ||
+			pg_hmac_update(ctx, (const uint8 *) ts, strlen(ts)) < 0 ||
+			pg_hmac_update(ctx, (const uint8 *) ".", 1) < 0 ||
+			pg_hmac_update(ctx, (const uint8 *) body, body_len) < 0 ||
+			pg_hmac_final(ctx, mac, sizeof(mac)) < 0)
+			elog(ERROR, "could not compute the webhook signature: %s",
+				 ctx ? pg_hmac_error(ctx) : "out of memory");
+		pg_hmac_free(ctx);
+		appendStringInfo(&out, "%sv1,%s", i > 0 ? " " : "", base64(mac, sizeof(mac)));
+	}
+	return out.data;
+}
+
+/*
+ * claim_due
+ *		Claims up to max due deliveries, each the oldest pending one of its
+ *		user and endpoint, holding them for the request's time limit plus a
+ *		margin; returns them with what the request needs.  Deliveries whose
+ *		event left the outbox come back with a NULL body.
+ */
+static void
+claim_due(int32 max, Datum partner, bool partner_null, Oid caller)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[5] = {INT4OID, TEXTOID, BOOLOID, OIDOID, INTERVALOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Interval	lease = {0, 0, 0};
+
+	lease.time = ((int64) webhook_timeout_ms + WEBHOOK_LEASE_MARGIN_S * 1000) * 1000;
+	values[0] = Int32GetDatum(max);
+	values[1] = partner;
+	nulls[1] = partner_null ? 'n' : ' ';
+	values[2] = BoolGetDatum(AccessIsPartnerWide(caller));
+	values[3] = ObjectIdGetDatum(caller);
+	values[4] = IntervalPGetDatum(&lease);
+	/* the body's timestamp is the change's, in UTC whatever the session's TimeZone */
+	UserlifeRun(&plan,
+				"WITH picked AS ("
+				" SELECT q.endpoint_id, q.event_id FROM userlife.webhook_queue q"
+				" WHERE q.state = 'pending' AND q.next_attempt_at <= pg_catalog.now()"
+				"  AND ($2::pg_catalog.text IS NULL OR q.partner = $2)"
+				"  AND " WEBHOOK_VISIBLE("q.partner", "$3", "$4")
+				"  AND EXISTS (SELECT 1 FROM userlife.webhook_endpoints w"
+				"   WHERE w.endpoint_id = q.endpoint_id AND w.enabled)"
+				"  AND NOT EXISTS (SELECT 1 FROM userlife.webhook_queue p"
+				"   WHERE p.endpoint_id = q.endpoint_id AND p.user_id = q.user_id"
+				"   AND p.state = 'pending' AND p.event_id < q.event_id)"
+				" ORDER BY q.next_attempt_at, q.event_id LIMIT $1 FOR UPDATE OF q SKIP LOCKED), "
+				"claimed AS ("
+				" UPDATE userlife.webhook_queue q SET attempts = q.attempts + 1,"
+				"  next_attempt_at = pg_catalog.now() + $5, updated_at = pg_catalog.now()"
+				" FROM picked WHERE q.endpoint_id = picked.endpoint_id AND q.event_id = picked.event_id"
+				" RETURNING q.endpoint_id, q.event_id, q.attempts) "
+				"SELECT c.endpoint_id, c.event_id, c.attempts, w.url,"
+				" '{\"type\":' OPERATOR(pg_catalog.||) pg_catalog.to_json(e.event_type)::pg_catalog.text"
+				" OPERATOR(pg_catalog.||) ',\"timestamp\":\"' OPERATOR(pg_catalog.||)"
+				" pg_catalog.to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+				" OPERATOR(pg_catalog.||) '\",\"data\":' OPERATOR(pg_catalog.||) e.payload::pg_catalog.text"
+				" OPERATOR(pg_catalog.||) '}',"
+				" ARRAY(SELECT s.secret FROM userlife.webhook_secrets s WHERE s.endpoint_id = c.endpoint_id"
+				"  AND (s.expires_at IS NULL OR s.expires_at > pg_catalog.clock_timestamp())"
+				"  ORDER BY s.secret_id DESC)"
+				" FROM claimed c JOIN userlife.webhook_endpoints w ON w.endpoint_id = c.endpoint_id"
+				" LEFT JOIN userlife.events e ON e.event_id = c.event_id"
+				" ORDER BY c.event_id",
+				5, argtypes, values, nulls, false, 0, SPI_OK_SELECT);
+}
+
+/* bury_orphan: a claimed delivery whose event left the outbox is dead */
+static void
+bury_orphan(int64 endpoint_id, int64 event_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {INT8OID, INT8OID};
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(endpoint_id);
+	values[1] = Int64GetDatum(event_id);
+	UserlifeRun(&plan,
+				"UPDATE userlife.webhook_queue q SET state = 'dead', next_attempt_at = NULL,"
+				" last_error = 'the event is no longer in the outbox', updated_at = pg_catalog.now()"
+				" WHERE q.endpoint_id = $1 AND q.event_id = $2",
+				2, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
+}
+
+/*
+ * emit_requests: one result row per claimed delivery, signed at the time of
+ * this attempt.  Reads the last SPI result (claim_due's).
+ */
+static void
+emit_requests(ReturnSetInfo *rsinfo)
+{
+	SPITupleTable *tuptable = SPI_tuptable;
+	uint64		n = SPI_processed;
+	uint64		i;
+	char		ts[32];
+	List	   *orphans = NIL;
+	ListCell   *lc;
+
+	snprintf(ts, sizeof(ts), "%lld", (long long) time(NULL));
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	tup = tuptable->vals[i];
+		TupleDesc	desc = tuptable->tupdesc;
+		bool		isnull[6];
+		Datum		d[6];
+		Datum		out[9];
+		bool		outnull[9] = {false};
+		char	   *id;
+		text	   *body;
+		int			k;
+
+		for (k = 0; k < 6; k++)
+			d[k] = SPI_getbinval(tup, desc, k + 1, &isnull[k]);
+		if (isnull[4])
+		{
+			orphans = lappend(orphans, psprintf(INT64_FORMAT " " INT64_FORMAT,
+												DatumGetInt64(d[0]), DatumGetInt64(d[1])));
+			continue;
+		}
+		id = psprintf(INT64_FORMAT, DatumGetInt64(d[1]));
+		body = DatumGetTextPP(d[4]);
+		out[0] = d[0];
+		out[1] = d[1];
+		out[2] = d[2];
+		out[3] = d[3];
+		out[4] = PointerGetDatum(body);
+		out[5] = CStringGetTextDatum(id);
+		out[6] = CStringGetTextDatum(ts);
+		out[7] = CStringGetTextDatum(sign(DatumGetArrayTypeP(d[5]), id, ts,
+										  VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body)));
+		out[8] = Int32GetDatum(webhook_timeout_ms);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnull);
+	}
+	foreach(lc, orphans)
+	{
+		long long	endpoint_id;
+		long long	event_id;
+
+		if (sscanf((char *) lfirst(lc), "%lld %lld", &endpoint_id, &event_id) == 2)
+			bury_orphan((int64) endpoint_id, (int64) event_id);
+	}
+}
+
+/*
+ * claim_webhook_deliveries(max_deliveries, partner): queues the events
+ * committed since the last claim for the endpoints, then claims due
+ * deliveries and returns them signed, ready to send.  A delivery not
+ * completed within the time limit plus 5 s can be claimed again.
+ */
+Datum
+userlife_claim_webhook_deliveries(PG_FUNCTION_ARGS)
+{
+	int32		max = PG_ARGISNULL(0) ? 100 : PG_GETARG_INT32(0);
+	char	   *partner = UserlifeOptionalText(fcinfo, 1);
+	Datum		partner_d = partner ? CStringGetTextDatum(partner) : (Datum) 0;
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	AccessScope scope;
+	int64		position;
+
+	if (max < 1 || max > WEBHOOK_MAX_CLAIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_deliveries must be between 1 and %d", WEBHOOK_MAX_CLAIM)));
+	if (partner != NULL)
+		UserlifeCheckPartnerId(partner);
+	/* a transaction snapshot would not see the events the position covers */
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("claim_webhook_deliveries must run in a READ COMMITTED transaction")));
+	InitMaterializedSRF(fcinfo, 0);
+	AccessEnter(&scope, ACCESS_DEVELOPER, partner);
+	position = safe_outbox_position();
+	if (position > 0)
+		queue_new_events(position, partner_d, partner == NULL, scope.caller);
+	claim_due(max, partner_d, partner == NULL, scope.caller);
+	emit_requests(rsinfo);
+	AccessLeave(&scope);
+	return (Datum) 0;
+}
+
+/*
+ * next_delay_s
+ *		Seconds until the next attempt after failed attempt number
+ *		"attempt", or -1 when the schedule is over (dead).  Each delay gets
+ *		+-20% jitter; a Retry-After lengthens it, to at most twice the
+ *		scheduled delay.
+ */
+static double
+next_delay_s(int32 attempt, bool has_retry_after, int32 retry_after)
+{
+	const RetrySchedule *sched = webhook_schedule;
+	double		scheduled;
+	double		delay;
+
+	if (sched == NULL || attempt < 1 || attempt > sched->n)
+		return -1;
+	scheduled = sched->delay_s[attempt - 1];
+	delay = scheduled * (0.8 + 0.4 * pg_prng_double(&pg_global_prng_state));
+	if (has_retry_after && retry_after > delay)
+		delay = Min((double) retry_after, 2 * scheduled);
+	return delay;
+}
+
+/* clip_response: at most the first 1 KiB of a response body, cut on a character boundary */
+static Datum
+clip_response(text *response)
+{
+	char	   *s = text_to_cstring(response);
+	int			len = strlen(s);
+
+	if (len > WEBHOOK_RESPONSE_BYTES)
+		len = pg_mbcliplen(s, len, WEBHOOK_RESPONSE_BYTES);
+	return PointerGetDatum(cstring_to_text_with_len(s, len));
+}
+
+/* log_attempt: one row of the attempt log, from complete_webhook_delivery's arguments */
+static void
+log_attempt(FunctionCallInfo fcinfo, Datum partner)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[7] = {INT8OID, INT8OID, TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = partner;
+	values[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
+	values[4] = PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4);
+	nulls[4] = PG_ARGISNULL(4) ? 'n' : ' ';
+	values[5] = PG_ARGISNULL(5) ? (Datum) 0 : clip_response(PG_GETARG_TEXT_PP(5));
+	nulls[5] = PG_ARGISNULL(5) ? 'n' : ' ';
+	values[6] = PG_ARGISNULL(6) ? (Datum) 0 : clip_response(PG_GETARG_TEXT_PP(6));
+	nulls[6] = PG_ARGISNULL(6) ? 'n' : ' ';
+	UserlifeRun(&plan,
+				"INSERT INTO userlife.webhook_attempt_log"
+				" (endpoint_id, event_id, partner, at, status, latency_ms, error, response)"
+				" VALUES ($1, $2, $3, pg_catalog.clock_timestamp(), $4, $5, $6, $7)",
+				7, argtypes, values, nulls, false, 0, SPI_OK_INSERT);
+}
+
+/*
+ * record_outcome
+ *		Updates the delivery after its attempt: delivered, or pending again
+ *		after a delay, or dead; and the endpoint's failure clock, or its
+ *		state on 410 Gone.  Returns the delivery's new state.
+ */
+static const char *
+record_outcome(FunctionCallInfo fcinfo, int32 attempt, bool ok, bool gone)
+{
+	static SPIPlanPtr delivery_plan = NULL;
+	static SPIPlanPtr endpoint_plan = NULL;
+	Oid			argtypes[6] = {INT8OID, INT8OID, TEXTOID, INT4OID, TEXTOID, FLOAT8OID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	double		delay = ok ? 0 : next_delay_s(attempt, !PG_ARGISNULL(7),
+											  PG_ARGISNULL(7) ? 0 : PG_GETARG_INT32(7));
+	const char *state = ok ? "delivered" : (delay < 0 ? "dead" : "pending");
+
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = CStringGetTextDatum(state);
+	values[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
+	if (ok)
+		nulls[4] = 'n';
+	else if (!PG_ARGISNULL(5))
+		values[4] = clip_response(PG_GETARG_TEXT_PP(5));
+	else if (!PG_ARGISNULL(3))
+		values[4] = CStringGetTextDatum(psprintf("HTTP status %d", PG_GETARG_INT32(3)));
+	else
+		values[4] = CStringGetTextDatum("no response");
+	values[5] = Float8GetDatum(delay);
+	UserlifeRun(&delivery_plan,
+				"UPDATE userlife.webhook_queue q SET state = $3, last_status = $4, last_error = $5,"
+				" delivered_at = CASE WHEN $3 = 'delivered' THEN pg_catalog.clock_timestamp() END,"
+				" next_attempt_at = CASE WHEN $3 = 'pending' THEN pg_catalog.clock_timestamp()"
+				"  + pg_catalog.make_interval(secs => $6) END,"
+				" updated_at = pg_catalog.clock_timestamp()"
+				" WHERE q.endpoint_id = $1 AND q.event_id = $2",
+				6, argtypes, values, nulls, false, 0, SPI_OK_UPDATE);
+	/* the endpoint row is written only when its failure state changes */
+	values[1] = BoolGetDatum(ok);
+	values[2] = BoolGetDatum(gone);
+	UserlifeRun(&endpoint_plan,
+				"UPDATE userlife.webhook_endpoints w SET"
+				" failing_since = CASE WHEN $2 THEN NULL"
+				"  ELSE COALESCE(w.failing_since, pg_catalog.clock_timestamp()) END,"
+				" enabled = w.enabled AND NOT $3,"
+				" disabled_reason = CASE WHEN $3 AND w.enabled THEN"
+				"  'the endpoint answered 410 Gone' ELSE w.disabled_reason END"
+				" WHERE w.endpoint_id = $1 AND ($3 OR ($2 AND w.failing_since IS NOT NULL)"
+				"  OR (NOT $2 AND w.failing_since IS NULL))",
+				3, (Oid[]) {INT8OID, BOOLOID, BOOLOID}, values, NULL, false, 0, SPI_OK_UPDATE);
+	return state;
+}
+
+/*
+ * complete_webhook_delivery(endpoint_id, event_id, attempt, status,
+ * latency_ms, error, response, retry_after): records an attempt made on a
+ * claimed delivery.  status is the HTTP status, NULL when none came back;
+ * 2xx is success.  Returns the delivery's state, "stale" when the claim had
+ * lapsed or the delivery was replayed meanwhile (the attempt is logged but
+ * changes nothing), "gone" when the delivery no longer exists.
+ */
+Datum
+userlife_complete_webhook_delivery(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	AccessScope scope;
+	Oid			argtypes[2] = {INT8OID, INT8OID};
+	Datum		values[2];
+	bool		isnull;
+	int32		attempt;
+	int32		status = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT32(3);
+	const char *state;
+	char	   *partner;
+
+	(void) require_endpoint_id(fcinfo, 0);
+	UserlifeRequireArg(fcinfo, 1, "event_id");
+	UserlifeRequireArg(fcinfo, 2, "attempt");
+	attempt = PG_GETARG_INT32(2);
+	if (!PG_ARGISNULL(3) && (status < 100 || status > 599))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid HTTP status %d", status)));
+	if ((!PG_ARGISNULL(4) && PG_GETARG_INT32(4) < 0) ||
+		(!PG_ARGISNULL(7) && PG_GETARG_INT32(7) < 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("latency_ms and retry_after must not be negative")));
+	AccessEnter(&scope, ACCESS_DEVELOPER, NULL);
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	UserlifeRun(&plan,
+				"SELECT q.partner, q.state, q.attempts FROM userlife.webhook_queue q"
+				" WHERE q.endpoint_id = $1 AND q.event_id = $2 FOR UPDATE",
+				2, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+	{
+		AccessLeave(&scope);
+		PG_RETURN_TEXT_P(cstring_to_text("gone"));
+	}
+	partner = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	if (strcmp(state, "pending") != 0 ||
+		DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)) != attempt)
+		state = NULL;
+	AccessCheckPartnerBinding(scope.caller, partner);
+	log_attempt(fcinfo, CStringGetTextDatum(partner));
+	if (state != NULL)
+		state = record_outcome(fcinfo, attempt, !PG_ARGISNULL(3) && status >= 200 && status < 300,
+							   status == 410);
+	AccessLeave(&scope);
+	PG_RETURN_TEXT_P(cstring_to_text(state ? state : "stale"));
+}
+
+/* webhooks_installed: whether this database's userlife has the webhook tables (0.3.0) */
+static bool
+webhooks_installed(void)
+{
+	Oid			nsp = get_namespace_oid(USERLIFE_SCHEMA, true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("webhook_queue", nsp));
+}
+
+/*
+ * WebhooksOutboxFloor
+ *		The newest event id the outbox may drop: events past an endpoint's
+ *		cursor (kept while it is disabled, too) and events of pending
+ *		deliveries stay.  Must run inside UserlifeSpiConnect as the owner.
+ */
+int64
+WebhooksOutboxFloor(void)
+{
+	static SPIPlanPtr plan = NULL;
+	bool		isnull;
+	Datum		d;
+
+	if (!webhooks_installed())
+		return PG_INT64_MAX;
+	UserlifeRun(&plan,
+				"SELECT LEAST((SELECT pg_catalog.min(w.cursor_event_id) FROM userlife.webhook_endpoints w),"
+				" (SELECT pg_catalog.min(q.event_id) - 1 FROM userlife.webhook_queue q"
+				"  WHERE q.state = 'pending'))",
+				0, NULL, NULL, NULL, true, 1, SPI_OK_SELECT);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? PG_INT64_MAX : DatumGetInt64(d);
+}
+
+/*
+ * WebhooksMaintenance
+ *		For run_maintenance: drops attempt log rows, and delivered or dead
+ *		deliveries, older than userlife.webhook_attempt_retention, and
+ *		disables the endpoints whose every attempt has failed for
+ *		userlife.webhook_disable_after.
+ */
+void
+WebhooksMaintenance(int64 *attempts_dropped, int64 *deliveries_dropped, int64 *endpoints_disabled)
+{
+	static SPIPlanPtr attempts_plan = NULL;
+	static SPIPlanPtr deliveries_plan = NULL;
+	static SPIPlanPtr disable_plan = NULL;
+	Oid			argtypes[1] = {INTERVALOID};
+	Datum		values[1];
+
+	*attempts_dropped = *deliveries_dropped = *endpoints_disabled = 0;
+	if (!webhooks_installed())
+		return;
+	values[0] = setting_interval(webhook_attempt_retention_text);
+	UserlifeRun(&attempts_plan,
+				"DELETE FROM userlife.webhook_attempt_log a WHERE a.at < pg_catalog.now() - $1",
+				1, argtypes, values, NULL, false, 0, SPI_OK_DELETE);
+	*attempts_dropped = (int64) SPI_processed;
+	UserlifeRun(&deliveries_plan,
+				"DELETE FROM userlife.webhook_queue q"
+				" WHERE q.state <> 'pending' AND q.updated_at < pg_catalog.now() - $1",
+				1, argtypes, values, NULL, false, 0, SPI_OK_DELETE);
+	*deliveries_dropped = (int64) SPI_processed;
+	values[0] = setting_interval(webhook_disable_after_text);
+	UserlifeRun(&disable_plan,
+				"UPDATE userlife.webhook_endpoints w SET enabled = false,"
+				" disabled_reason = 'every attempt failed since ' OPERATOR(pg_catalog.||)"
+				"  pg_catalog.to_char(w.failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+				" WHERE w.enabled AND w.failing_since < pg_catalog.now() - $1",
+				1, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
+	*endpoints_disabled = (int64) SPI_processed;
+}
