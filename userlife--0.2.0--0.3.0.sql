@@ -192,7 +192,7 @@ CREATE VIEW userlife.event_backlog WITH (security_invoker = true) AS
 					  pg_catalog.min(e.at) AS oldest_undelivered_at,
 					  pg_catalog.count(*) FILTER (WHERE e.claimed_at IS NOT NULL) AS claimed_unacknowledged,
 					  pg_catalog.count(*) FILTER (WHERE e.claimed_at OPERATOR(pg_catalog.<)
-						  pg_catalog.now() OPERATOR(pg_catalog.-) '5 minutes'::pg_catalog.interval) AS claims_lapsed
+						  (pg_catalog.now() OPERATOR(pg_catalog.-) '5 minutes'::pg_catalog.interval)) AS claims_lapsed
 			   FROM userlife.events e
 			   WHERE e.delivered_at IS NULL
 			   GROUP BY e.partner) b ON b.partner OPERATOR(pg_catalog.=) p.partner;
