@@ -145,8 +145,8 @@ MonitorRecordMaintenance(Oid caller, TimestampTz started, int32 batch_size, Json
 				5, argtypes, values, NULL, false, 0, SPI_OK_INSERT);
 	UserlifeRun(&trim_plan,
 				"DELETE FROM userlife.maintenance_log l WHERE l.started_at OPERATOR(pg_catalog.<)"
-				" pg_catalog.now() OPERATOR(pg_catalog.-) '" CppAsString2(USERLIFE_MAINTENANCE_LOG_DAYS)
-				" days'::pg_catalog.interval",
+				" (pg_catalog.now() OPERATOR(pg_catalog.-) '" CppAsString2(USERLIFE_MAINTENANCE_LOG_DAYS)
+				" days'::pg_catalog.interval)",
 				0, NULL, NULL, NULL, false, 0, SPI_OK_DELETE);
 }
 

@@ -62,4 +62,18 @@ version=$($PSQL -d $db -At -c "SELECT extversion FROM pg_extension WHERE extname
 repaired=$($PSQL -d $db -At -c "SELECT userlife.rebuild_search() = count(*) FROM userlife.users" 2>&1)
 tap $([ "$repaired" = t ] && echo 0 || echo 1) "at $version, rebuild_search() answers the number of users ($repaired)"
 
+# for the README: the relation locks each update path holds until it commits
+for v in 0.1.0 0.2.0; do
+	$PSQL -d postgres -c "DROP DATABASE IF EXISTS ${db}_locks" -c "CREATE DATABASE ${db}_locks" >/dev/null 2>&1
+	$PSQL -d ${db}_locks -c "SET client_min_messages = warning" \
+		-c "CREATE EXTENSION userlife VERSION '$v' CASCADE" >/dev/null 2>&1
+	echo "# locks held by ALTER EXTENSION userlife UPDATE from $v:"
+	$PSQL -d ${db}_locks -At -c "BEGIN" -c "ALTER EXTENSION userlife UPDATE" \
+		-c "SELECT l.relation::regclass || ' ' || string_agg(l.mode, ', ' ORDER BY l.mode)
+		      FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+		     WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND c.relkind IN ('r', 'p')
+		       AND c.relnamespace = 'userlife'::regnamespace
+		     GROUP BY l.relation ORDER BY 1" -c "ROLLBACK" 2>&1 | sed 's/^/#   /'
+	$PSQL -d postgres -c "DROP DATABASE ${db}_locks" >/dev/null 2>&1
+done
 $PSQL -d postgres -c "DROP DATABASE $db" >/dev/null 2>&1
