@@ -323,6 +323,9 @@ CREATE INDEX webhook_queue_user_idx ON userlife.webhook_queue (endpoint_id, user
 	WHERE state OPERATOR(pg_catalog.=) 'pending';
 CREATE INDEX webhook_queue_updated_idx ON userlife.webhook_queue (updated_at)
 	WHERE state OPERATOR(pg_catalog.<>) 'pending';
+-- user_summary counts a user's pending and dead deliveries
+CREATE INDEX webhook_queue_user_id_idx ON userlife.webhook_queue (user_id)
+	WHERE state OPERATOR(pg_catalog.<>) 'delivered';
 COMMENT ON TABLE userlife.webhook_queue IS
 	'webhook deliveries taken from the outbox: pending (due at next_attempt_at, or held by a program until then), delivered or dead';
 

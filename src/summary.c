@@ -239,16 +239,32 @@ count_changes(Datum user_id, ChangeCounts *c)
 
 /*
  * webhook_counts
- *		The user's webhook deliveries still pending and dead.  PLACEHOLDER:
- *		webhook delivery (SPEC §10) is being built beside this; the
- *		coordinator wires this function to its tables at merge.  Until
- *		then there are no deliveries, so both are 0.
+ *		The user's webhook deliveries still pending (queued, or past an
+ *		endpoint's cursor and not queued yet, as webhook_deliveries shows
+ *		them) and dead.  The queue holds only deliveries in flight, failed
+ *		or recent, and webhook_queue_user_id_idx finds the user's; the
+ *		events past a cursor are found through events_user_idx.
  */
 static void
-webhook_counts(Datum user_id, int64 *pending, int64 *dead)
+webhook_counts(Datum user_id, const char *partner, int64 *pending, int64 *dead)
 {
-	*pending = 0;
-	*dead = 0;
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {UUIDOID, TEXTOID};
+	Datum		values[2] = {user_id, CStringGetTextDatum(partner)};
+	bool		isnull;
+
+	UserlifeRun(&plan,
+				"SELECT (SELECT pg_catalog.count(*) FROM userlife.webhook_queue q"
+				"         WHERE q.user_id = $1 AND q.state <> 'delivered' AND q.state = 'pending')"
+				"     + (SELECT pg_catalog.count(*) FROM userlife.webhook_endpoints w"
+				"          JOIN userlife.events e ON e.user_id = $1 AND e.event_id > w.cursor_event_id"
+				"         WHERE w.partner = $2"
+				"           AND (w.event_types IS NULL OR e.event_type = ANY (w.event_types))),"
+				"       (SELECT pg_catalog.count(*) FROM userlife.webhook_queue q"
+				"         WHERE q.user_id = $1 AND q.state <> 'delivered' AND q.state = 'dead')",
+				2, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
+	*pending = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*dead = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 }
 
 static void
@@ -374,7 +390,7 @@ userlife_user_summary(PG_FUNCTION_ARGS)
 	user_id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	count_jobs(user_id, &jobs);
 	count_changes(user_id, &changes);
-	webhook_counts(user_id, &pending, &dead);
+	webhook_counts(user_id, partner, &pending, &dead);
 	MemoryContextSwitchTo(cxt);
 	result = summary_document(user, &jobs, &changes, pending, dead);
 	AccessLeave(&scope);
