@@ -80,7 +80,7 @@ SELECT is((SELECT jsonb_build_object('t', e.event_type, 'p', e.payload - '{exter
 	(SELECT jsonb_build_object('t', e.event_type, 'p', e.payload - '{external_id,user_id,at,audit_id}'::text[])
 	FROM userlife.events e JOIN userlife.users u USING (user_id) WHERE u.partner = 'ix' AND u.external_id = 'par-r'),
 	'parity: the same event');
-SELECT results_eq($$SELECT u.external_id, s.document IS NOT NULL, k.digest_key IS NOT NULL, u.audit_head IS NULL
+SELECT results_eq($$SELECT u.external_id, s.document IS NOT NULL, k.digest_key IS NOT NULL, u.audit_head IS NOT NULL
 	FROM userlife.users u LEFT JOIN userlife.user_search s USING (user_id) LEFT JOIN userlife.audit_keys k USING (user_id)
 	WHERE u.partner = 'ix' AND u.external_id IN ('par-i', 'par-r') ORDER BY 1$$,
 	$$VALUES ('par-i'::text, true, true, true), ('par-r', true, true, true)$$, 'parity: search document and digest key, chain head as registered');
