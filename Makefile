@@ -13,6 +13,7 @@ OBJS = \
 	src/lifecycle.o \
 	src/listing.o \
 	src/maintenance.o \
+	src/preload.o \
 	src/retention.o \
 	src/search.o \
 	src/signature.o \
@@ -21,19 +22,28 @@ OBJS = \
 DATA = $(wildcard $(EXTENSION)--*.sql)
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
-REGRESS_OPTS = --inputdir=. --dbname=userlife_regression
+REGRESS_OPTS = --inputdir=.
+
+# The reference event worker (libpq), installed into the server's bindir
+# beside psql by `make install`.
+WORKER = worker/userlife_worker
+SCRIPTS_built = $(WORKER)
 
 PG_CPPFLAGS = -I$(srcdir)/src
-PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
+# Warnings, never -Werror: a newer compiler must not break a user's build.
+# test/run adds COPT="-Werror -DUSE_ASSERT_CHECKING" (see test/lib.sh).
+PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# the reference event worker (libpq), see worker/userlife_worker.c
-WORKER = worker/userlife_worker
-EXTRA_CLEAN += $(WORKER)
-all: $(WORKER)
+# PGXS appends --dbname=$(CONTRIB_TESTDB) to REGRESS_OPTS, and its
+# Makefile.global sets contrib_regression: name ours after the include
+CONTRIB_TESTDB = userlife_regression
+
+# the reference event worker, see worker/userlife_worker.c; COPT, when
+# given, applies to it as to the module
 $(WORKER): worker/userlife_worker.c
-	$(CC) -O2 -Wall -Wextra -Werror -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
+	$(CC) -O2 -Wall -Wextra $(COPT) -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
 		-L$(shell $(PG_CONFIG) --libdir) -lpq
