@@ -121,3 +121,21 @@ ALTER EVENT TRIGGER userlife_drop_guard ENABLE ALWAYS;
 COMMENT ON EVENT TRIGGER userlife_drop_guard IS
 	'refuses DROP EXTENSION userlife under legal hold (UL004) and removes its pg_cron job';
 
+
+
+------------------------------------------------------------------------
+-- Preload notice (keep this section last)
+------------------------------------------------------------------------
+-- The settings exist only once the library is loaded: without preloading,
+-- SHOW userlife.* fails until a session's first userlife call and a
+-- misspelt userlife.* setting is accepted.  CREATE EXTENSION (which runs
+-- every script) and ALTER EXTENSION UPDATE end here, so the NOTICE that
+-- gives the command to preload it comes once, last.  A later update script
+-- calls userlife.check_preload() at its own end instead.
+CREATE FUNCTION userlife.check_preload() RETURNS boolean
+	LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'userlife_check_preload';
+COMMENT ON FUNCTION userlife.check_preload() IS
+	'true when this session preloaded the userlife library; otherwise a NOTICE with the ALTER SYSTEM and ALTER DATABASE commands that preload it';
+REVOKE ALL ON FUNCTION userlife.check_preload() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION userlife.check_preload() TO userlife_owner;
+SELECT userlife.check_preload();
