@@ -47,3 +47,8 @@ CONTRIB_TESTDB = userlife_regression
 $(WORKER): worker/userlife_worker.c
 	$(CC) -O2 -Wall -Wextra $(COPT) -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
 		-L$(shell $(PG_CONFIG) --libdir) -lpq
+
+# The expected output is that of a session with the library preloaded (no
+# NOTICE from CREATE EXTENSION), whatever the server's setting: pg_regress
+# connects as a superuser, who may set it for its sessions.
+installcheck: export PGOPTIONS += -c session_preload_libraries=userlife

@@ -12,6 +12,12 @@
  * scripts end by calling userlife.check_preload(), which says so with the
  * exact command that preloads it.
  *
+ * PostgreSQL runs an extension script with client_min_messages raised to
+ * WARNING, so a NOTICE raised there would never reach the DBA.  Inside a
+ * script check_preload() therefore only marks the NOTICE as due, and a
+ * transaction callback raises it just before commit, after the script has
+ * given the caller's client_min_messages back; a rollback drops it.
+ *
  * Only the session's own settings are read: nothing is written, and the
  * lists are parsed as the server parses them (SplitDirectoriesString).
  *
@@ -22,13 +28,19 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "access/xact.h"
 #include "commands/dbcommands.h"
+#include "commands/extension.h"
 #include "nodes/pg_list.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/varlena.h"
 
 #define USERLIFE_LIBRARY	"userlife"
+
+/* a NOTICE due at the commit of the CREATE/ALTER EXTENSION that called us */
+static bool notice_due = false;
+static bool callback_registered = false;
 
 /*
  * names_userlife
@@ -86,26 +98,30 @@ preload_command_value(List *session)
 }
 
 /*
- * userlife_check_preload
- *		check_preload(): true when userlife is in shared_preload_libraries or
- *		session_preload_libraries; otherwise a NOTICE with the commands that
- *		preload it, and false.
+ * preloaded
+ *		Whether userlife is in shared_preload_libraries or
+ *		session_preload_libraries as this session has them.
  */
-PG_FUNCTION_INFO_V1(userlife_check_preload);
-Datum
-userlife_check_preload(PG_FUNCTION_ARGS)
+static bool
+preloaded(void)
 {
-	List	   *session = preload_list("session_preload_libraries");
-	List	   *shared = preload_list("shared_preload_libraries");
 	ListCell   *lc;
-	char	   *value;
 
-	foreach(lc, list_concat_copy(shared, session))
+	foreach(lc, list_concat(preload_list("shared_preload_libraries"),
+							preload_list("session_preload_libraries")))
 	{
 		if (names_userlife((char *) lfirst(lc)))
-			PG_RETURN_BOOL(true);
+			return true;
 	}
-	value = preload_command_value(session);
+	return false;
+}
+
+/* preload_notice: the NOTICE, with the commands for this session's settings */
+static void
+preload_notice(void)
+{
+	char	   *value = preload_command_value(preload_list("session_preload_libraries"));
+
 	ereport(NOTICE,
 			(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
 			 errmsg("library \"%s\" is not preloaded", USERLIFE_LIBRARY),
@@ -118,5 +134,46 @@ userlife_check_preload(PG_FUNCTION_ARGS)
 					 "ALTER DATABASE %s SET session_preload_libraries = %s;",
 					 value, quote_identifier(get_database_name(MyDatabaseId)),
 					 value)));
+}
+
+/* notice_at_commit: raises a NOTICE an extension script marked as due */
+static void
+notice_at_commit(XactEvent event, void *arg)
+{
+	if (!notice_due)
+		return;
+	if (event == XACT_EVENT_PRE_COMMIT)
+	{
+		notice_due = false;
+		preload_notice();
+	}
+	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+			 event == XACT_EVENT_PRE_PREPARE)
+		notice_due = false;
+}
+
+/*
+ * userlife_check_preload
+ *		check_preload(): true when this session preloaded userlife;
+ *		otherwise a NOTICE with the commands that preload it (at commit,
+ *		when called from an extension script), and false.
+ */
+PG_FUNCTION_INFO_V1(userlife_check_preload);
+Datum
+userlife_check_preload(PG_FUNCTION_ARGS)
+{
+	if (preloaded())
+		PG_RETURN_BOOL(true);
+	if (!creating_extension)
+		preload_notice();
+	else
+	{
+		if (!callback_registered)
+		{
+			RegisterXactCallback(notice_at_commit, NULL);
+			callback_registered = true;
+		}
+		notice_due = true;
+	}
 	PG_RETURN_BOOL(false);
 }

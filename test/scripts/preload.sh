@@ -119,6 +119,7 @@ tap $? "CREATE EXTENSION in a preloaded session prints no NOTICE"
 
 # ---- the README's placement ---------------------------------------------------
 $PSQL -d $db3 -v ON_ERROR_STOP=1 >"$out/placement" 2>&1 <<'SQL'
+SET client_min_messages = warning;
 CREATE SCHEMA extensions;
 CREATE EXTENSION userlife SCHEMA extensions CASCADE;
 SELECT string_agg(e.extname || ':' || n.nspname, ' ' ORDER BY e.extname)
