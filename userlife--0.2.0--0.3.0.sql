@@ -450,7 +450,22 @@ COMMENT ON FUNCTION userlife.complete_webhook_delivery(bigint, bigint, integer, 
 
 
 ------------------------------------------------------------------------
--- Privileges (keep this section the last of the script)
+-- Preload notice
+------------------------------------------------------------------------
+-- The settings exist only once the library is loaded: without preloading,
+-- SHOW userlife.* fails until a session's first userlife call and a
+-- misspelt userlife.* setting is accepted.  CREATE EXTENSION (which runs
+-- every script) and ALTER EXTENSION UPDATE end with check_preload(), so the
+-- NOTICE that gives the command to preload it comes once, last.  A later
+-- update script calls userlife.check_preload() at its own end instead.
+CREATE FUNCTION userlife.check_preload() RETURNS boolean
+	LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'userlife_check_preload';
+COMMENT ON FUNCTION userlife.check_preload() IS
+	'true when this session preloaded the userlife library; otherwise a NOTICE with the ALTER SYSTEM and ALTER DATABASE commands that preload it';
+
+
+------------------------------------------------------------------------
+-- Privileges (keep this section the last of the script, before the preload check)
 ------------------------------------------------------------------------
 -- Privileges are SPEC §3's whatever ALTER DEFAULT PRIVILEGES the installing
 -- role had: those applied to every object the scripts created, so every
@@ -545,3 +560,7 @@ GRANT EXECUTE ON FUNCTION
 	userlife.claim_webhook_deliveries(integer, text),
 	userlife.complete_webhook_delivery(bigint, bigint, integer, integer, integer, text, text, integer)
 	TO userlife_developer, userlife_admin, userlife_owner;
+GRANT EXECUTE ON FUNCTION userlife.check_preload() TO userlife_owner;
+
+-- last: the preload notice (creates nothing)
+SELECT userlife.check_preload();

@@ -26,14 +26,24 @@ userlife_install_packages() {
 	fi
 }
 
-# userlife_build: compile with -Werror and install into the server's tree
+# userlife_build: compile and install into the server's tree.  The flags
+# are the CI's, not the Makefile's: warnings are errors, and assertions are
+# on (c.h: ExceptionalCondition is in every server so that an extension built
+# with USE_ASSERT_CHECKING runs against one built without).  bench/run sets
+# USERLIFE_COPT without the assertions.  A change of flags rebuilds all.
 userlife_build() {
-	echo "== building userlife"
-	make -s -C "$USERLIFE_ROOT" PG_CONFIG="$PG_BIN/pg_config" >/dev/null || return 1
+	local copt=${USERLIFE_COPT--Wall -Wextra -Werror -DUSE_ASSERT_CHECKING}
+	local stamp="$USERLIFE_ROOT/.build-flags"
+	echo "== building userlife ($copt)"
+	if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$copt" ]; then
+		make -s -C "$USERLIFE_ROOT" PG_CONFIG="$PG_BIN/pg_config" clean >/dev/null
+		printf '%s' "$copt" >"$stamp"
+	fi
+	make -s -C "$USERLIFE_ROOT" PG_CONFIG="$PG_BIN/pg_config" COPT="$copt" >/dev/null || return 1
 	# scripts of an earlier install that this tree no longer has would open
 	# other update paths than the ones the tree ships
 	rm -f "$("$PG_BIN/pg_config" --sharedir)"/extension/userlife--*.sql
-	make -s -C "$USERLIFE_ROOT" PG_CONFIG="$PG_BIN/pg_config" install >/dev/null
+	make -s -C "$USERLIFE_ROOT" PG_CONFIG="$PG_BIN/pg_config" COPT="$copt" install >/dev/null
 }
 
 # userlife_free_port: a TCP port nothing listens on (the cluster only uses
@@ -50,7 +60,9 @@ userlife_free_port() {
 }
 
 # userlife_start_cluster [postgres -c options...]: initdb + start as the
-# postgres OS user in a temp dir; exports PGHOST/PGPORT/PGUSER and
+# postgres OS user in a temp dir, with userlife in session_preload_libraries
+# (as the README recommends; an option given here comes after it and wins);
+# exports PGHOST/PGPORT/PGUSER and
 # USERLIFE_TMP, USERLIFE_PGDATA, USERLIFE_LOG; stop with userlife_stop_cluster
 userlife_start_cluster() {
 	USERLIFE_TMP=$(mktemp -d /tmp/userlife.XXXXXX)
@@ -58,7 +70,7 @@ userlife_start_cluster() {
 	chown postgres: "$USERLIFE_TMP"
 	USERLIFE_PGDATA="$USERLIFE_TMP/data"
 	USERLIFE_LOG="$USERLIFE_TMP/server.log"
-	local port opts="" o
+	local port opts="-c session_preload_libraries=userlife" o
 	port=$(userlife_free_port)
 	for o in "$@"; do opts="$opts -c $o"; done
 	runuser -u postgres -- "$PG_BIN/initdb" -D "$USERLIFE_PGDATA" -U postgres --auth=trust \
