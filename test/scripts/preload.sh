@@ -14,7 +14,7 @@
 # schema extensions, and every userlife object still in schema userlife.
 # Prints TAP.
 set -uo pipefail
-BIN=/usr/lib/postgresql/15/bin
+BIN=${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}
 PSQL="$BIN/psql -X -q -At -v VERBOSITY=verbose"
 db=userlife_preload
 db2=userlife_preload_update

@@ -4,7 +4,7 @@
 # statements and the archive check.  Each block or query is taken from
 # README.md itself, so an edit that breaks one fails here.  Prints TAP.
 set -uo pipefail
-BIN=/usr/lib/postgresql/15/bin
+BIN=${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 README="$ROOT/README.md"
 PSQL="$BIN/psql -X -q -At -v ON_ERROR_STOP=1"

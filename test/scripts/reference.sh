@@ -6,7 +6,7 @@
 # the tables and views against pg_class.  A function in one and not the
 # other fails, and is printed.  Prints TAP.
 set -uo pipefail
-BIN=/usr/lib/postgresql/15/bin
+BIN=${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DOC="$ROOT/doc/reference.md"
 PSQL="$BIN/psql -X -q -At -v ON_ERROR_STOP=1"

@@ -6,7 +6,7 @@
 # was committed has its search document and is found by search, and the
 # pgbench clients saw no error.  Prints TAP.
 set -uo pipefail
-BIN=/usr/lib/postgresql/15/bin
+BIN=${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}
 PSQL="$BIN/psql -X -q -v ON_ERROR_STOP=1"
 db=userlife_upgrade_race
 out=$(mktemp -d)

@@ -9,7 +9,7 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/test/webhooks/lib.sh"
-BIN=/usr/lib/postgresql/15/bin
+BIN=${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}
 PSQL="$BIN/psql -X -q -v ON_ERROR_STOP=1"
 db=userlife_wh_delivery
 out=$(mktemp -d)
