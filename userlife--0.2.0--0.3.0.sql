@@ -491,7 +491,7 @@ GRANT SELECT ON userlife.users, userlife.status_counts, userlife.jobs, userlife.
 GRANT SELECT ON userlife.audit, userlife.due_for_purge TO userlife_compliance, userlife_admin, userlife_owner;
 GRANT SELECT ON userlife.events TO userlife_developer, userlife_admin, userlife_owner;
 GRANT SELECT ON userlife.partner_bindings, userlife.purge_failures TO userlife_owner;
-GRANT SELECT ON userlife.maintenance_log, userlife.maintenance_runs TO userlife_compliance, userlife_owner;
+GRANT SELECT ON userlife.maintenance_log, userlife.maintenance_runs TO userlife_compliance, userlife_admin, userlife_owner;
 GRANT SELECT ON userlife.event_backlog TO userlife_developer, userlife_admin, userlife_owner;
 GRANT SELECT ON userlife.audit_size TO userlife_compliance, userlife_admin, userlife_owner;
 GRANT INSERT, UPDATE, DELETE ON userlife.transitions TO userlife_owner;
