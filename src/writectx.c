@@ -180,7 +180,7 @@ WriteCtxBegin(Oid caller, const char *reason, const char *action, int flags)
 	WriteFrame *frame;
 
 	Assert(AccessIsEntered());
-	Assert((flags & ~WRITE_LIFECYCLE) == 0);
+	Assert((flags & ~(WRITE_LIFECYCLE | WRITE_KEEP_CREATED)) == 0);
 	if (free_frames != NULL)
 	{
 		frame = free_frames;
