@@ -75,7 +75,8 @@ SELECT action, db_role, actor, reason, changed_fields, old_values, new_values,
        txid = pg_current_xact_id() AS this_txn, at = now() AS at_now
   FROM userlife.audit WHERE external_id = 'u-audit';
 COMMIT;
-SELECT e.event_type, e.payload - 'user_id' - 'at' AS payload, e.audit_id = a.audit_id AS same_change
+SELECT e.event_type, e.payload - 'user_id' - 'at' - 'audit_id' AS payload,
+       e.audit_id = a.audit_id AND e.payload->'audit_id' = to_jsonb(a.audit_id) AS same_change
   FROM userlife.events e JOIN userlife.audit a USING (audit_id)
  WHERE a.external_id = 'u-audit';
 -- one audit row and one event per registration so far

@@ -5,7 +5,7 @@
 -- and the event backlog as behaviour (their output format is in
 -- sql/11_operations.sql).
 BEGIN;
-SELECT plan(26);
+SELECT plan(28);
 
 SELECT lives_ok($$SELECT userlife.create_partner('ops1')$$, 'partner ops1');
 SELECT lives_ok($$SELECT userlife.create_partner('ops2')$$, 'partner ops2');
@@ -24,11 +24,9 @@ SELECT is((SELECT count(*) FROM userlife.audit_keys k JOIN reg USING (user_id)),
           'the new user''s digest key is stored once');
 SELECT throws_ok($$SELECT userlife.register_user('ops1', 'alice')$$, '23505', NULL,
                  'a duplicate registration still fails');
-SELECT ok((SELECT u.audit_head IS NOT NULL FROM userlife.register_user('ops1', 'bob', 'Bob') u)
-          AND userlife.verify_audit('ops1', 'bob')
-          AND (SELECT u.audit_head IS NOT NULL FROM userlife.update_user('ops1', 'bob', display_name => 'Bobby') u)
-          AND userlife.verify_audit('ops1', 'bob'),
-          'a user registered with its head and then changed verifies');
+SELECT lives_ok($$SELECT userlife.register_user('ops1', 'bob', 'Bob')$$, 'bob registered');
+SELECT lives_ok($$SELECT userlife.update_user('ops1', 'bob', display_name => 'Bobby')$$, 'bob renamed');
+SELECT ok(userlife.verify_audit('ops1', 'bob'), 'a user registered with its head and then changed verifies');
 
 -- point 8: action and audit_id in every payload
 SELECT lives_ok($$SELECT userlife.set_status('ops1', 'bob', 'suspended', 'check')$$, 'bob suspended');
