@@ -7,6 +7,12 @@
 -- every update script after it, so this file is also what a new database
 -- gets; each section below belongs to one concern.
 
+-- The locks the update needs, taken first and in the order writers take
+-- them (users, then audit and events): taken later, a writer holding users
+-- and waiting for audit would deadlock with the update.  Sessions that
+-- touch these tables wait until the update commits.
+LOCK TABLE userlife.users, userlife.audit, userlife.events IN ACCESS EXCLUSIVE MODE;
+
 ------------------------------------------------------------------------
 -- Audit chain: keyed digests, hash versions, tombstone anchors
 ------------------------------------------------------------------------
