@@ -630,7 +630,7 @@ userlife_generate_signature(PG_FUNCTION_ARGS)
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("partner \"%s\" has no valid key for environment \"%s\"", partner, environment),
+				 errmsg("partner \"%s\" has no valid \"%s\" key", partner, environment),
 				 errhint("Issue one with userlife.issue_api_key().")));
 	key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	mac = compute_mac(key, signed_at, partner);
@@ -1110,7 +1110,7 @@ reject_request(SignatureVerdict verdict, EnrolleeRequest *req)
 			ereport(ERROR,
 					(errcode(ERRCODE_USERLIFE_SIGNATURE),
 					 errmsg("signature rejected"),
-					 errdetail("The signature_v2 is wrong: it does not match this body under any valid %s key of partner \"%s\".",
+					 errdetail("The signature_v2 is wrong: it does not match this body under any valid \"%s\" key of partner \"%s\".",
 							   req->environment, req->partner)));
 			break;
 		case SIGNATURE_NO_BODY:
@@ -1124,7 +1124,7 @@ reject_request(SignatureVerdict verdict, EnrolleeRequest *req)
 			ereport(ERROR,
 					(errcode(ERRCODE_USERLIFE_SIGNATURE),
 					 errmsg("signature rejected"),
-					 errdetail("The signature does not match any valid %s key of partner \"%s\".",
+					 errdetail("The signature does not match any valid \"%s\" key of partner \"%s\".",
 							   req->environment, req->partner)));
 	}
 }
