@@ -78,6 +78,10 @@ SELECT userlife.erase_user('msg', 'm-1', 'gdpr');
 \echo :LAST_ERROR_SQLSTATE
 DELETE FROM userlife.users WHERE partner = 'msg' AND external_id = 'm-1';
 \echo :LAST_ERROR_SQLSTATE
+SET session_replication_role = replica;
+DELETE FROM userlife.users WHERE partner = 'msg' AND external_id = 'm-1';
+\echo :LAST_ERROR_SQLSTATE
+RESET session_replication_role;
 SELECT legal_hold FROM userlife.set_legal_hold('msg', 'm-1', false, 'case closed');
 
 -- import: the item's message names the user too
