@@ -50,7 +50,7 @@ SELECT userlife.list_users('list', after_user => :'last_id', page_offset => 5);
 \echo :LAST_ERROR_SQLSTATE
 SELECT userlife.list_users('list', page_offset => -1);
 \echo :LAST_ERROR_SQLSTATE
-SELECT userlife.list_users('list', after_user => gen_random_uuid());
+SELECT userlife.list_users('list', after_user => '00000000-0000-4000-8000-000000000001');
 \echo :LAST_ERROR_SQLSTATE
 SELECT userlife.list_users('nobody');
 \echo :LAST_ERROR_SQLSTATE

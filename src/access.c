@@ -167,7 +167,7 @@ AccessEnter(AccessScope *scope, AccessLevel level, const char *partner)
 	if (!has_level(scope->caller, level))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied: role \"%s\" is not a member of %s",
+				 errmsg("permission denied: role \"%s\" is not a member of \"%s\"",
 						GetUserNameFromId(scope->caller, false),
 						level_role_names[level])));
 	GetUserIdAndSecContext(&scope->saved_user, &scope->saved_sec_context);

@@ -236,6 +236,14 @@ col_text(HeapTuple tup, TupleDesc desc, TrackedColumn c)
 	return isnull ? NULL : TextDatumGetCString(d);
 }
 
+/* row_user_name: UserlifeUserName for a row of userlife.users */
+static char *
+row_user_name(HeapTuple tup, TupleDesc desc)
+{
+	return UserlifeUserName(col_text(tup, desc, COL_PARTNER),
+							col_text(tup, desc, COL_EXTERNAL_ID));
+}
+
 static char *
 col_uuid(HeapTuple tup, TupleDesc desc, TrackedColumn c)
 {
@@ -956,7 +964,8 @@ refuse_identity_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup)
 		if (!values_equal(desc, attnums[fixed[i]], o, onull, n, nnull))
 			ereport_as_caller(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("column \"%s\" of a user cannot be changed", column_names[fixed[i]])));
+					 errmsg("column \"%s\" of %s cannot be changed",
+							column_names[fixed[i]], row_user_name(oldtup, desc))));
 	}
 }
 
@@ -993,22 +1002,22 @@ check_status_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup,
 	if (from == USER_DELETED || to == USER_DELETED)
 		ereport_as_caller(ERROR,
 				(errcode(ERRCODE_USERLIFE_TRANSITION),
-				 errmsg("status transition from %s to %s is not allowed",
-						UserStatusNames[from], UserStatusNames[to]),
-				 errdetail("A user enters status deleted only through delete_user and leaves it only through restore_user or re-enrollment."),
+				 errmsg("status transition of %s from \"%s\" to \"%s\" is not allowed",
+						row_user_name(oldtup, desc), UserStatusNames[from], UserStatusNames[to]),
+				 errdetail("A user enters status \"deleted\" only through delete_user and leaves it only through restore_user or re-enrollment."),
 				 to == USER_DELETED ? errhint("Use userlife.delete_user().") : 0));
 	if (!LifecycleTransitionAllowed(from, to, &requires_reason))
 		ereport_as_caller(ERROR,
 				(errcode(ERRCODE_USERLIFE_TRANSITION),
-				 errmsg("status transition from %s to %s is not allowed",
-						UserStatusNames[from], UserStatusNames[to]),
-				 errdetail("userlife.transitions has no rule from %s to %s.",
+				 errmsg("status transition of %s from \"%s\" to \"%s\" is not allowed",
+						row_user_name(oldtup, desc), UserStatusNames[from], UserStatusNames[to]),
+				 errdetail("userlife.transitions has no rule from \"%s\" to \"%s\".",
 						   UserStatusNames[from], UserStatusNames[to])));
 	if (requires_reason && reason == NULL)
 		ereport_as_caller(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a reason is required for the transition from %s to %s",
-						UserStatusNames[from], UserStatusNames[to]),
+				 errmsg("a reason is required for the status transition of %s from \"%s\" to \"%s\"",
+						row_user_name(oldtup, desc), UserStatusNames[from], UserStatusNames[to]),
 				 errhint("Pass a reason or set userlife.reason.")));
 	return reason;
 }
@@ -1058,7 +1067,7 @@ guard_insert(TriggerData *trigdata, TupleDesc desc)
 	if (!lifecycle && status != USER_ACTIVE && status != USER_INACTIVE && status != USER_FLAGGED)
 		ereport_as_caller(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a new user cannot have status %s", UserStatusNames[status]),
+				 errmsg("a new user cannot have status \"%s\"", UserStatusNames[status]),
 				 errdetail("New users are active, inactive or flagged.")));
 
 	(void) col(newtup, desc, COL_EXTERNAL_ID, &isnull);
@@ -1157,7 +1166,7 @@ guard_update(TriggerData *trigdata, TupleDesc desc)
 		if (!values_equal(desc, attnums[COL_VERIFIED_ATTRIBUTES], o, onull, nv, nnull))
 			ereport_as_caller(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("verified attributes cannot be changed"),
+					 errmsg("verified attributes of %s cannot be changed", row_user_name(oldtup, desc)),
 					 errdetail("The user was verified; its verified attributes stay as recorded until re-enrollment.")));
 	}
 
@@ -1215,7 +1224,7 @@ guard_delete(TriggerData *trigdata, TupleDesc desc)
 	if (DatumGetBool(col(oldtup, desc, COL_LEGAL_HOLD, &isnull)))
 		ereport_as_caller(ERROR,
 				(errcode(ERRCODE_USERLIFE_LEGAL_HOLD),
-				 errmsg("user is under legal hold"),
+				 errmsg("%s is under legal hold", row_user_name(oldtup, desc)),
 				 errdetail("A user under legal hold cannot be purged or erased."),
 				 errhint("Release the hold with userlife.set_legal_hold() first.")));
 
@@ -1333,7 +1342,7 @@ find_user_id(const char *partner, const char *external_id)
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("user \"%s\" of partner \"%s\" does not exist", external_id, partner)));
+				 errmsg("%s does not exist", UserlifeUserName(partner, external_id))));
 	return SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
 							 false, 16);
 }

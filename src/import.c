@@ -278,14 +278,14 @@ read_created_at(const char *s)
 	if (!iso_timestamp_with_offset(s))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
-				 errmsg("invalid created_at \"%s\"", s),
+				 errmsg("invalid created_at \"%s\"", UserlifeMsgValue(s)),
 				 errdetail("created_at is an ISO 8601 timestamp with a UTC offset, such as 2024-05-01T12:00:00Z.")));
 	t = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(s),
 												ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
 	if (t > GetCurrentTransactionStartTimestamp())
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("created_at \"%s\" is in the future", s),
+				 errmsg("created_at \"%s\" is in the future", UserlifeMsgValue(s)),
 				 errdetail("created_at is the original registration time, at the latest the time of the import.")));
 	return t;
 }
@@ -378,7 +378,7 @@ read_field(ImportItem *it, const char *key, JsonbValue *v)
 			 strcmp(key, "status") != 0 && strcmp(key, "created_at") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown key \"%s\" in import item", key),
+				 errmsg("unknown key \"%s\" in import item", UserlifeMsgValue(key)),
 				 errhint("An item has the keys external_id, display_name, email, metadata, tags, status and created_at.")));
 	else if (v->type != jbvString)
 		wrong_type(key, "string");
@@ -955,7 +955,7 @@ lookup_existing(ImportBatch *b, const int *ops, int n)
 static void
 refuse_deleted(ImportBatch *b, ImportItem *it, void *arg)
 {
-	LifecycleRequireNotDeleted(USER_DELETED);
+	LifecycleRequireNotDeleted(b->partner, it->external_id, USER_DELETED);
 }
 
 /*
@@ -1131,8 +1131,8 @@ conflict_mode(const char *mode)
 	if (strcmp(mode, "update") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid on_conflict \"%s\"", mode),
-				 errdetail("on_conflict is error, skip or update.")));
+				 errmsg("invalid on_conflict \"%s\"", UserlifeMsgValue(mode)),
+				 errdetail("on_conflict is \"error\", \"skip\" or \"update\".")));
 	return CONFLICT_UPDATE;
 }
 

@@ -258,6 +258,41 @@ first_column(void)
 	return SPI_datumTransfer(d, false, -1);
 }
 
+/*
+ * UserlifeMsgValue
+ *		A value the caller passed, as a message shows it: whole, or its
+ *		first USERLIFE_MSG_VALUE_CHARS characters and "...", so that a 10 kB
+ *		argument cannot make a 10 kB message or log line.  Cut on a
+ *		character boundary; the value is already valid text.
+ */
+const char *
+UserlifeMsgValue(const char *value)
+{
+	int			len;
+	int			cut;
+
+	if (value == NULL)
+		return "";
+	len = strlen(value);
+	cut = pg_mbcharcliplen(value, len, USERLIFE_MSG_VALUE_CHARS);
+	if (cut >= len)
+		return value;
+	return psprintf("%.*s...", cut, value);
+}
+
+/*
+ * UserlifeUserName
+ *		'user "u1" of partner "acme"': the one way a message names a user,
+ *		both values bounded by UserlifeMsgValue.  Only for users the caller
+ *		may see, or with values the caller passed in itself.
+ */
+char *
+UserlifeUserName(const char *partner, const char *external_id)
+{
+	return psprintf("user \"%s\" of partner \"%s\"",
+					UserlifeMsgValue(external_id), UserlifeMsgValue(partner));
+}
+
 /* LifecycleRequirePartner: raises P0002 unless the partner exists */
 void
 LifecycleRequirePartner(const char *partner)
@@ -282,7 +317,7 @@ UserlifeUserNotFound(const char *partner, const char *external_id)
 	LifecycleRequirePartner(partner);
 	ereport(ERROR,
 			(errcode(ERRCODE_NO_DATA_FOUND),
-			 errmsg("user \"%s\" of partner \"%s\" does not exist", external_id, partner)));
+			 errmsg("%s does not exist", UserlifeUserName(partner, external_id))));
 }
 
 /*
@@ -573,7 +608,7 @@ LifecycleRefuseReenroll(const char *partner, const char *external_id)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_UNIQUE_VIOLATION),
-			 errmsg("user \"%s\" of partner \"%s\" already exists", external_id, partner),
+			 errmsg("%s already exists", UserlifeUserName(partner, external_id)),
 			 errhint("To enroll this external_id again, call userlife.allow_reenroll() first.")));
 }
 
@@ -584,7 +619,7 @@ LifecycleCheckNewStatus(UserStatus status)
 	if (status != USER_ACTIVE && status != USER_INACTIVE && status != USER_FLAGGED)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a new user cannot have status %s", UserStatusNames[status]),
+				 errmsg("a new user cannot have status \"%s\"", UserStatusNames[status]),
 				 errdetail("New users are active, inactive or flagged.")));
 }
 
@@ -706,8 +741,8 @@ userlife_register_user(PG_FUNCTION_ARGS)
 				LifecycleRefuseReenroll(partner, external_id);
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("user \"%s\" of partner \"%s\" was purged by a concurrent transaction",
-							external_id, partner),
+					 errmsg("%s was purged by a concurrent transaction",
+							UserlifeUserName(partner, external_id)),
 					 errhint("Retry the registration.")));
 		}
 		PG_RETURN_DATUM(finish_user_result(&scope, result));
@@ -939,19 +974,19 @@ merge_patch(Jsonb *target, Jsonb *patch)
 }
 
 static void
-require_not_deleted(const UserRow *u)
+require_not_deleted(const char *partner, const char *external_id, const UserRow *u)
 {
-	LifecycleRequireNotDeleted(u->status);
+	LifecycleRequireNotDeleted(partner, external_id, u->status);
 }
 
 /* LifecycleRequireNotDeleted: the 55000 of changing the profile of a deleted user */
 void
-LifecycleRequireNotDeleted(UserStatus status)
+LifecycleRequireNotDeleted(const char *partner, const char *external_id, UserStatus status)
 {
 	if (status == USER_DELETED)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("user is deleted"),
+				 errmsg("%s is deleted", UserlifeUserName(partner, external_id)),
 				 errhint("Restore the user with userlife.restore_user() first.")));
 }
 
@@ -986,11 +1021,11 @@ userlife_update_user(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(6) && PG_GETARG_INT64(6) != u.version)
 		ereport(ERROR,
 				(errcode(ERRCODE_USERLIFE_VERSION_MISMATCH),
-				 errmsg("user version does not match"),
+				 errmsg("version of %s does not match", UserlifeUserName(partner, external_id)),
 				 errdetail("The user is at version " INT64_FORMAT ", not " INT64_FORMAT ".",
 						   u.version, PG_GETARG_INT64(6)),
 				 errhint("Read the user again and retry with its current version.")));
-	require_not_deleted(&u);
+	require_not_deleted(partner, external_id, &u);
 	if (email != NULL)
 		require_email_free(partner, email, u.user_id, true);
 
@@ -1038,11 +1073,11 @@ userlife_mark_verified(PG_FUNCTION_ARGS)
 
 	AccessEnter(&scope, ACCESS_DEVELOPER, partner);
 	require_user(partner, external_id, LOCK_UPDATE, &u);
-	require_not_deleted(&u);
+	require_not_deleted(partner, external_id, &u);
 	if (u.verified)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("user is already verified"),
+				 errmsg("%s is already verified", UserlifeUserName(partner, external_id)),
 				 errdetail("Verified attributes are recorded once per enrollment.")));
 	values[0] = u.user_id;
 	values[1] = PG_GETARG_DATUM(2);
@@ -1082,12 +1117,13 @@ LifecycleChangeStatus(Oid caller, const char *partner, const char *external_id,
 	if (status == USER_DELETED)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("status deleted cannot be set with set_status"),
+				 errmsg("status \"%s\" cannot be set with set_status", UserStatusNames[USER_DELETED]),
 				 errhint("Use userlife.delete_user() to delete a user.")));
 	if (has_until && status != USER_SUSPENDED)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("\"until\" is only allowed with status suspended")));
+				 errmsg("\"until\" is only allowed with status \"%s\"", UserStatusNames[USER_SUSPENDED]),
+				 errdetail("The status asked for is \"%s\".", UserStatusNames[status])));
 	/* future by the clock run_maintenance ends suspensions with, not the transaction's start */
 	if (has_until && until <= GetCurrentTimestamp())
 		ereport(ERROR,
@@ -1443,8 +1479,8 @@ userlife_restore_user(PG_FUNCTION_ARGS)
 	if (u.status != USER_DELETED)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("user is not deleted"),
-				 errdetail("Only a deleted user can be restored; the user is %s.",
+				 errmsg("%s is not deleted", UserlifeUserName(partner, external_id)),
+				 errdetail("Only a deleted user can be restored; this one has status \"%s\".",
 						   UserStatusNames[u.status])));
 	/*
 	 * The window closes by the clock: purge may remove the user at any moment
@@ -1454,7 +1490,7 @@ userlife_restore_user(PG_FUNCTION_ARGS)
 	if (!u.purge_after_null && u.purge_after <= GetCurrentTimestamp())
 		ereport(ERROR,
 				(errcode(ERRCODE_USERLIFE_RETENTION_OVER),
-				 errmsg("retention window is over"),
+				 errmsg("retention window of %s is over", UserlifeUserName(partner, external_id)),
 				 errdetail("The user's retention period has ended; it is due for purge.")));
 	values[0] = u.user_id;
 	WriteCtxBegin(scope.caller, UserlifeOptionalText(fcinfo, 2), "restore", WRITE_LIFECYCLE);
@@ -1497,13 +1533,13 @@ userlife_record_job(PG_FUNCTION_ARGS)
 	if (job_type[0] == '\0' || strlen(job_type) > 255)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid job_type"),
+				 errmsg("invalid job_type \"%s\"", UserlifeMsgValue(job_type)),
 				 errdetail("A job_type is 1 to 255 bytes long.")));
 	if (strcmp(outcome, "passed") != 0 && strcmp(outcome, "failed") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid job outcome \"%s\"", outcome),
-				 errdetail("A job outcome is passed or failed.")));
+				 errmsg("invalid job outcome \"%s\"", UserlifeMsgValue(outcome)),
+				 errdetail("A job outcome is \"passed\" or \"failed\".")));
 
 	AccessEnter(&scope, ACCESS_DEVELOPER, partner);
 	/* FOR SHARE: a fraud flag or status change waits for this job, and vice versa */

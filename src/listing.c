@@ -246,7 +246,9 @@ userlife_list_users(PG_FUNCTION_ARGS)
 		if (SPI_processed == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("after_user is not a user of partner \"%s\"", partner)));
+					 errmsg("after_user \"%s\" is not a user of partner \"%s\"",
+							DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(7))),
+							partner)));
 		f.values[P_AFTER_CREATED] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		f.nulls[P_AFTER_CREATED] = ' ';
 		f.values[P_AFTER_USER] = PG_GETARG_DATUM(7);

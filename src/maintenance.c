@@ -349,7 +349,9 @@ userlife_users_hold_guard(PG_FUNCTION_ARGS)
 	if (!isnull && DatumGetBool(hold))
 		ereport(ERROR,
 				(errcode(ERRCODE_USERLIFE_LEGAL_HOLD),
-				 errmsg("user is under legal hold"),
+				 errmsg("%s is under legal hold",
+						UserlifeUserName(SPI_getvalue(trigdata->tg_trigtuple, desc, SPI_fnumber(desc, "partner")),
+										 SPI_getvalue(trigdata->tg_trigtuple, desc, SPI_fnumber(desc, "external_id")))),
 				 errdetail("A user under legal hold cannot be purged or erased, in replica mode either."),
 				 errhint("Release the hold with userlife.set_legal_hold() first.")));
 	return PointerGetDatum(trigdata->tg_trigtuple);

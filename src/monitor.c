@@ -187,7 +187,8 @@ require_partner(Datum partner)
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("partner \"%s\" does not exist", TextDatumGetCString(partner))));
+				 errmsg("partner \"%s\" does not exist",
+						UserlifeMsgValue(TextDatumGetCString(partner)))));
 }
 
 /*

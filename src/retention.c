@@ -269,8 +269,8 @@ purge_rows(Oid caller, HeapTuple *rows, TupleDesc desc, uint64 n, MemoryContext 
 				MemoryContextSwitchTo(cxt);
 				ereport(WARNING,
 						(errcode(ERRCODE_WARNING),
-						 errmsg("could not purge user \"%s\" of partner \"%s\": %s",
-								SPI_getvalue(row, desc, 3), SPI_getvalue(row, desc, 2),
+						 errmsg("could not purge %s: %s",
+								UserlifeUserName(SPI_getvalue(row, desc, 2), SPI_getvalue(row, desc, 3)),
 								edata->message),
 						 errdetail("The error was SQLSTATE %s%s%s",
 								   unpack_sql_state(edata->sqlerrcode),
@@ -428,7 +428,7 @@ userlife_erase_user(PG_FUNCTION_ARGS)
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
 		ereport(ERROR,
 				(errcode(ERRCODE_USERLIFE_LEGAL_HOLD),
-				 errmsg("user is under legal hold"),
+				 errmsg("%s is under legal hold", UserlifeUserName(partner, external_id)),
 				 errdetail("A user under legal hold cannot be purged or erased."),
 				 errhint("Release the hold with userlife.set_legal_hold() first.")));
 	purge_user(scope.caller, user_id, "erase", reason);

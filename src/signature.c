@@ -177,8 +177,8 @@ check_environment(const char *environment)
 	if (strcmp(environment, "test") != 0 && strcmp(environment, "production") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid environment \"%s\"", environment),
-				 errdetail("The environment is test or production.")));
+				 errmsg("invalid environment \"%s\"", UserlifeMsgValue(environment)),
+				 errdetail("The environment is \"test\" or \"production\".")));
 }
 
 /* take_digits: n decimal digits at *p as a number, advancing *p; -1 when not */
@@ -304,8 +304,7 @@ parse_signed_at(const char *text)
 	if (len > 64 || !parse_iso8601(text, &result))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid signature timestamp \"%s\"",
-						pnstrdup(text, pg_mbcliplen(text, len, 64))),
+				 errmsg("invalid signature timestamp \"%s\"", UserlifeMsgValue(text)),
 				 errdetail("The timestamp must be an ISO 8601 date and time, such as 2026-01-31T12:00:00Z.")));
 	return result;
 }
@@ -631,7 +630,7 @@ userlife_generate_signature(PG_FUNCTION_ARGS)
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("partner \"%s\" has no valid %s key", partner, environment),
+				 errmsg("partner \"%s\" has no valid \"%s\" key", partner, environment),
 				 errhint("Issue one with userlife.issue_api_key().")));
 	key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	mac = compute_mac(key, signed_at, partner);
@@ -1002,7 +1001,7 @@ bad_body(const char *msg, const char *key)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg(msg, key),
+			 errmsg(msg, UserlifeMsgValue(key)),
 			 errdetail("An enrollee request has partner_id, user_id, signature, timestamp, environment and email, optionally signature_v2, and one or more of allow_new_enroll, active, delete and is_fraudulent.")));
 }
 
@@ -1111,7 +1110,7 @@ reject_request(SignatureVerdict verdict, EnrolleeRequest *req)
 			ereport(ERROR,
 					(errcode(ERRCODE_USERLIFE_SIGNATURE),
 					 errmsg("signature rejected"),
-					 errdetail("The signature_v2 is wrong: it does not match this body under any valid %s key of partner \"%s\".",
+					 errdetail("The signature_v2 is wrong: it does not match this body under any valid \"%s\" key of partner \"%s\".",
 							   req->environment, req->partner)));
 			break;
 		case SIGNATURE_NO_BODY:
@@ -1125,7 +1124,7 @@ reject_request(SignatureVerdict verdict, EnrolleeRequest *req)
 			ereport(ERROR,
 					(errcode(ERRCODE_USERLIFE_SIGNATURE),
 					 errmsg("signature rejected"),
-					 errdetail("The signature does not match any valid %s key of partner \"%s\".",
+					 errdetail("The signature does not match any valid \"%s\" key of partner \"%s\".",
 							   req->environment, req->partner)));
 	}
 }

@@ -456,7 +456,7 @@ UserlifeCheckPartnerId(const char *partner)
 	if (len == 0 || len > USERLIFE_MAX_PARTNER_ID || i != len)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid partner id"),
+				 errmsg("invalid partner id \"%s\"", UserlifeMsgValue(partner)),
 				 errdetail("A partner id is 1 to %d characters of A-Z, a-z, 0-9, \"_\", \".\" and \"-\".",
 						   USERLIFE_MAX_PARTNER_ID)));
 }
@@ -470,9 +470,9 @@ UserlifeCheckExternalId(const char *external_id)
 	if (len == 0 || len > USERLIFE_MAX_EXTERNAL_ID)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid external_id"),
-				 errdetail("An external_id is 1 to %d characters long.",
-						   USERLIFE_MAX_EXTERNAL_ID)));
+				 errmsg("invalid external_id \"%s\"", UserlifeMsgValue(external_id)),
+				 errdetail("An external_id is 1 to %d characters long; this one has %d.",
+						   USERLIFE_MAX_EXTERNAL_ID, len)));
 }
 
 /*

@@ -130,6 +130,11 @@ extern bool AppendAuditAndEvent(Datum *audit_values, bool *audit_nulls,
 extern bool AppendReadChainHead(Datum user_id, bytea **row_hash, bool *found);
 extern bool AppendTombstoneExists(const char *partner, const char *external_id, bool *exists);
 
+/* lifecycle.c: how messages show caller values and name a user */
+#define USERLIFE_MSG_VALUE_CHARS	64
+extern const char *UserlifeMsgValue(const char *value);
+extern char *UserlifeUserName(const char *partner, const char *external_id);
+
 /* lifecycle.c */
 extern void LifecycleInit(void);
 extern bool LifecycleTransitionAllowed(UserStatus from, UserStatus to, bool *requires_reason);
@@ -141,7 +146,8 @@ extern void LifecycleRequirePartner(const char *partner);
 extern void LifecycleCheckMetadata(Jsonb *metadata, const char *argname);
 extern void LifecycleCheckTags(ArrayType *tags);
 extern void LifecycleCheckNewStatus(UserStatus status);
-extern void LifecycleRequireNotDeleted(UserStatus status);
+extern void LifecycleRequireNotDeleted(const char *partner, const char *external_id,
+									   UserStatus status);
 extern bool LifecycleTombstoneExists(const char *partner, const char *external_id);
 extern void LifecycleRefuseReenroll(const char *partner, const char *external_id) pg_attribute_noreturn();
 extern void LifecycleEmailTaken(const char *partner) pg_attribute_noreturn();

@@ -246,7 +246,7 @@ enter_admin(AccessScope *scope, const char *partner)
 		!(OidIsValid(admin) && has_privs_of_role(role, admin)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied: role \"%s\" is not a member of userlife_admin",
+				 errmsg("permission denied: role \"%s\" is not a member of \"userlife_admin\"",
 						GetUserNameFromId(role, false))));
 	AccessEnter(scope, ACCESS_READER, partner);
 }
@@ -266,6 +266,7 @@ check_url(const char *url)
 	const char *host;
 	const char *end;
 	const char *why = NULL;
+	bool		credentials = false;
 
 	for (p = url; *p && why == NULL; p++)
 		if ((unsigned char) *p <= 0x20 || (unsigned char) *p >= 0x7f)
@@ -286,7 +287,10 @@ check_url(const char *url)
 		{
 			end = host + strcspn(host, "/?#");
 			if (memchr(host, '@', end - host) != NULL)
+			{
 				why = "A webhook URL must not carry credentials.";
+				credentials = true;
+			}
 			else if (end == host || *host == ':')
 				why = "A webhook URL names a host.";
 			else if (strchr(url, '#') != NULL)
@@ -314,10 +318,16 @@ check_url(const char *url)
 			}
 		}
 	}
+	/* a URL with credentials is not repeated: the message goes to the server log */
+	if (why != NULL && credentials)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid webhook url"),
+				 errdetail_internal("%s", why)));
 	if (why != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid webhook url \"%s\"", pnstrdup(url, Min(len, 200))),
+				 errmsg("invalid webhook url \"%s\"", UserlifeMsgValue(url)),
 				 errdetail_internal("%s", why)));
 }
 
@@ -352,7 +362,7 @@ check_event_types(FunctionCallInfo fcinfo, int argno)
 						  strcmp(t, known_event_types[1]) != 0))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown event type \"%s\"", t ? t : "NULL"),
+					 errmsg("unknown event type \"%s\"", t ? UserlifeMsgValue(t) : "NULL"),
 					 errdetail("The event types are \"%s\" and \"%s\".",
 							   known_event_types[0], known_event_types[1])));
 	}

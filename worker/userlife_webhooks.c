@@ -701,7 +701,7 @@ check_only(const char *text)
 
 	if (!parse_cidr(text, &net) || (net.bits != 128))
 	{
-		fprintf(stderr, "userlife_webhooks: not an address: %s\n", text);
+		fprintf(stderr, "userlife_webhooks: invalid address \"%s\"\n", text);
 		return 2;
 	}
 	why = check_address(net.addr);
@@ -768,7 +768,7 @@ main(int argc, char **argv)
 		{
 			if (n_allowed == MAX_NETWORKS || !parse_cidr(argv[++i], &allowed[n_allowed++]))
 			{
-				fprintf(stderr, "userlife_webhooks: bad --allow-network %s\n", argv[i]);
+				fprintf(stderr, "userlife_webhooks: invalid --allow-network value \"%s\"\n", argv[i]);
 				return 2;
 			}
 		}

@@ -66,7 +66,7 @@ DROP TRIGGER aa_mark_suspended ON userlife.users;
 -- a user_id changed by hand (the users guard refuses it; replica mode
 -- switches the guard off) takes its document along
 SELECT throws_ok($$UPDATE userlife.users SET user_id = gen_random_uuid() WHERE partner = 'srch' AND external_id = 'S-2'$$,
-                 NULL, 'column "user_id" of a user cannot be changed', 'the guard refuses a new user_id');
+                 NULL, 'column "user_id" of user "S-2" of partner "srch" cannot be changed', 'the guard refuses a new user_id');
 SET session_replication_role = replica;
 UPDATE userlife.users SET user_id = '00000000-0000-4000-8000-00000000002a' WHERE partner = 'srch' AND external_id = 'S-2';
 RESET session_replication_role;
