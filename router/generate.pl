@@ -130,7 +130,7 @@ sub split_top
 		if ($s =~ s/^('(?:[^']|'')*'|"(?:[^"]|"")*"|\$([A-Za-z_]*)\$.*?\$\2\$)//s) { $cur .= $1; }
 		elsif ($s =~ s/^([(\[])//) { $depth++; $cur .= $1; }
 		elsif ($s =~ s/^([)\]])//) { $depth--; $cur .= $1; }
-		elsif ($s =~ s/^,// && $depth == 0) { push @items, $cur; $cur = ''; }
+		elsif ($depth == 0 && $s =~ s/^,//) { push @items, $cur; $cur = ''; }
 		elsif ($s =~ s/^,//) { $cur .= ','; }
 		elsif ($s =~ s/^([^'"\$()\[\],]+|.)//s) { $cur .= $1; }
 	}
@@ -261,6 +261,23 @@ sub args
 	return \@args;
 }
 
+# types_of(list): the types of an argument list that may or may not name
+# its arguments (DROP, ALTER and COMMENT ON FUNCTION take both)
+sub types_of
+{
+	my ($list) = @_;
+	my @types;
+	for my $a (split_top($list))
+	{
+		$a =~ s/^(?:IN|VARIADIC)\s+//i;
+		$a =~ s/\s+(?:DEFAULT|=)\s+.*$//is;
+		$a =~ s/^(?:"(?:[^"]|"")*"|[A-Za-z_][A-Za-z_0-9]*)\s+(?=\S)//
+		  unless $a =~ /^(?:timestamp|time|double|character|bit|national)\b/i;
+		push @types, $a;
+	}
+	return \@types;
+}
+
 sub identity
 {
 	my ($name, $types) = @_;
@@ -301,9 +318,7 @@ sub drop_function
 			next;
 		}
 		my ($list) = balanced($rest);
-		my @types = map { my $t = $_; $t =~ s/^(?:IN\s+)?(?:"(?:[^"]|"")*"|[a-z_][a-z_0-9]*)\s+(?=\S)//i
-							unless $t =~ /^[a-z_.]+(\[\])*$/i || $t =~ /^(?:timestamp|double|character|time)\b/i; $t }
-		  split_top($list);
+		my @types = @{ types_of($list) };
 		delete $functions{ identity($name, \@types) };
 	}
 }
@@ -314,10 +329,12 @@ sub alter_function
 	my ($name, $rest) = $stmt =~ /^ALTER FUNCTION \Q$ext\E\.(\w+) ?(\(.*)$/is or return;
 	my ($list, $after) = balanced($rest);
 	my ($to) = $after =~ /^\s*RENAME TO (\w+)$/i or return;
-	my $old = identity($name, [ map { $_->{type} } @{ args($list, "$ext.$name") } ]);
+	my $old = identity($name, types_of($list));
 	my $f = delete $functions{$old} or return;
 	$f->{name} = $to;
-	$functions{ identity($to, [ map { $_->{type} } @{ $f->{args} } ]) } = $f;
+	my $new = identity($to, [ map { $_->{type} } @{ $f->{args} } ]);
+	$functions{$new} = $f;
+	$comments{$new} = delete $comments{$old} if exists $comments{$old};
 }
 
 sub comment_on_function
@@ -326,8 +343,7 @@ sub comment_on_function
 	my ($name, $rest) = $stmt =~ /^COMMENT ON FUNCTION \Q$ext\E\.(\w+) ?(\(.*)$/is or return;
 	my ($list, $after) = balanced($rest);
 	my ($text) = $after =~ /^\s*IS\s+'((?:[^']|'')*)'\s*$/s or return;
-	my @types = split_top($list);
-	$comments{ identity($name, \@types) } = $text;
+	$comments{ identity($name, types_of($list)) } = $text;
 }
 
 # ---- read the scripts ----------------------------------------------------

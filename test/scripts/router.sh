@@ -15,7 +15,7 @@ BIN=${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}
 . "$ROOT/test/lib.sh"
 PG_BIN=$BIN
 
-echo "1..31"
+echo "1..33"
 n=0
 tap() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 # same LABEL A B: A and B are equal text; else both are printed
@@ -25,17 +25,8 @@ same() {
 	[ "$2" = "$3" ] || { echo "# router: $2" | head -5; echo "# shard:  $3" | head -5; }
 }
 
-# PL/Proxy from Debian; a private server tree (USERLIFE_PG_BIN) gets a copy
-for try in 1 2 3 4 5 6; do
-	userlife_install_packages postgresql-15-plproxy >/dev/null 2>&1 && break
-	sleep 10 # another apt-get holds the lock
-done
-libdir=$("$BIN/pg_config" --pkglibdir)
-extdir=$("$BIN/pg_config" --sharedir)/extension
-[ -f "$libdir/plproxy.so" ] || cp /usr/lib/postgresql/15/lib/plproxy.so "$libdir/"
-for f in /usr/share/postgresql/15/extension/plproxy*; do
-	[ -f "$extdir/$(basename "$f")" ] || cp "$f" "$extdir/"
-done
+# PL/Proxy from Debian (copied into a private server tree)
+userlife_plproxy >/dev/null 2>&1 || { echo "Bail out! PL/Proxy could not be installed"; exit 1; }
 
 TMP=$(mktemp -d /tmp/userlife_router.XXXXXX)
 chmod 755 "$TMP"
@@ -116,6 +107,29 @@ extra=$(comm -13 <(echo "$on_shard") <(echo "$on_router"))
 [ -z "$extra" ]
 tap $? "and no other partner function (but partner_hash, shard_of and the *_per_shard ones)"
 [ -n "$extra" ] && echo "$extra" | sed 's/^/# only on the router: /'
+# a partner function added to userlife by a later update script (and one
+# renamed, one dropped) is what the generated router script then has
+gen=$TMP/gen
+mkdir "$gen"
+cp "$ROOT"/userlife.control "$ROOT"/userlife_router.control "$ROOT"/userlife--*.sql "$gen/"
+last=$(ls "$gen"/userlife--*--*.sql | sort -V | tail -1)
+cat >>"$last" <<'SQL'
+CREATE FUNCTION userlife.added_later(partner text, n integer DEFAULT 3, since timestamptz DEFAULT pg_catalog.now())
+	RETURNS SETOF userlife.users LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'userlife_added_later';
+ALTER FUNCTION userlife.disable_user(text, text, text) RENAME TO deactivate_user;
+DROP FUNCTION userlife.enable_user(text, text, text);
+SQL
+perl "$ROOT/router/generate.pl" "$gen" >"$gen/out.sql" &&
+	grep -q "^CREATE FUNCTION userlife.added_later(partner text, n integer DEFAULT 3, since timestamptz DEFAULT pg_catalog.now())$" "$gen/out.sql" &&
+	grep -q "^CREATE FUNCTION userlife.deactivate_user(partner text" "$gen/out.sql" &&
+	! grep -q "userlife.enable_user(" "$gen/out.sql" && ! grep -q "userlife.disable_user(" "$gen/out.sql"
+tap $? "router/generate.pl follows userlife's update scripts: a function added, renamed, dropped"
+documented=$(sed -n '/<!-- router:begin -->/,/<!-- router:end -->/p' "$ROOT/doc/reference.md" |
+	sed -n 's/^#### \(userlife\..*)\) *$/\1/p' | sort)
+own=$(ra -c "SELECT 'userlife.' || p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')'
+	FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'userlife'::regnamespace
+	 AND (p.proname IN ('partner_hash', 'shard_of') OR p.proname LIKE '%\_per\_shard')" | sort)
+same "doc/reference.md lists the router's own functions (between router:begin and router:end)" "$own" "$documented"
 [ "$(ra -c "SELECT pg_catalog.has_function_privilege('alice', 'plproxy_fdw_validator(text[], oid)', 'EXECUTE'),
 		pg_catalog.has_function_privilege('alice', 'plproxy_validator(oid)', 'EXECUTE')")" = "f|f" ]
 tap $? "PL/Proxy's validators are not executable by PUBLIC"
