@@ -531,9 +531,11 @@ print <<'EOT';
 -- count a power of two.  A NULL partner goes to partition 0, whose userlife
 -- answers 22004 as it would directly.
 ------------------------------------------------------------------------
+-- STABLE, not IMMUTABLE, as convert_to is: so it is inlined into the plan
+-- PL/Proxy keeps for RUN ON, not run as a function of its own per call
 CREATE FUNCTION userlife.partner_hash(partner text)
 	RETURNS integer
-	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	LANGUAGE sql STABLE PARALLEL SAFE
 	RETURN COALESCE(
 		(('x' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(
 			pg_catalog.sha256(pg_catalog.convert_to(partner, 'UTF8')), 1, 4), 'hex'))::pg_catalog.bit(32))::pg_catalog.int4,
