@@ -1,6 +1,6 @@
 # userlife — PGXS build
-EXTENSION = userlife
-EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control)
+EXTENSION = userlife userlife_router
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" userlife.control)
 
 MODULE_big = userlife
 OBJS = \
@@ -23,7 +23,10 @@ OBJS = \
 	src/summary.o \
 	src/webhooks.o
 
-DATA = $(wildcard $(EXTENSION)--*.sql)
+DATA = $(wildcard userlife--*.sql)
+# The router's install script is generated from userlife's scripts (see
+# router/generate.pl), so that it offers every partner function userlife has.
+DATA_built = userlife_router--$(EXTVERSION).sql
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --inputdir=.
@@ -48,6 +51,9 @@ include $(PGXS)
 # PGXS appends --dbname=$(CONTRIB_TESTDB) to REGRESS_OPTS, and its
 # Makefile.global sets contrib_regression: name ours after the include
 CONTRIB_TESTDB = userlife_regression
+
+userlife_router--$(EXTVERSION).sql: router/generate.pl userlife.control $(DATA)
+	$(PERL) $(srcdir)/router/generate.pl $(srcdir) >$@.tmp && mv $@.tmp $@
 
 # the reference event worker, see worker/userlife_worker.c; COPT, when
 # given, applies to it as to the module

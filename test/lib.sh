@@ -95,3 +95,20 @@ userlife_stop_cluster() {
 userlife_crashes_in_log() {
 	grep -E "terminated by signal|TRAP:" "$USERLIFE_LOG" || true
 }
+
+# userlife_plproxy: PL/Proxy (for userlife_router) from Debian, copied into
+# the server's tree when that is a private copy (USERLIFE_PG_BIN) made
+# before the package was installed
+userlife_plproxy() {
+	local libdir extdir f try
+	for try in 1 2 3 4 5 6; do
+		userlife_install_packages postgresql-15-plproxy && break
+		sleep 10 # another apt-get may hold the lock
+	done
+	libdir=$("$PG_BIN/pg_config" --pkglibdir)
+	extdir=$("$PG_BIN/pg_config" --sharedir)/extension
+	[ -f "$libdir/plproxy.so" ] || cp /usr/lib/postgresql/15/lib/plproxy.so "$libdir/" || return 1
+	for f in /usr/share/postgresql/15/extension/plproxy*; do
+		[ -f "$extdir/${f##*/}" ] || cp "$f" "$extdir/" || return 1
+	done
+}
