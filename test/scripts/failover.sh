@@ -11,13 +11,13 @@
 # userlife_webhooks started against it delivers every event of the
 # endpoint, the ones queued before the crash included.  Prints TAP.
 #
-# FAILOVER_RUNS (default 3) and FAILOVER_LOAD_SECONDS (default 8) change
+# FAILOVER_RUNS (default 3) and FAILOVER_LOAD_SECONDS (default 6) change
 # the number of runs and how long the load runs before the kill.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export USERLIFE_ROOT=$ROOT
 RUNS=${FAILOVER_RUNS:-3}
-LOAD_SECONDS=${FAILOVER_LOAD_SECONDS:-8}
+LOAD_SECONDS=${FAILOVER_LOAD_SECONDS:-6}
 CLIENTS=4
 db=userlife_failover
 ninv=$(grep -c '^SELECT' "$ROOT/test/load/invariants.sql")
@@ -44,15 +44,48 @@ SELECT format('SELECT public.fo_try(%L, %L);', 'r' || u, CASE op
   FROM (SELECT 1 + (random() * 199)::int AS u, 1 + (random() * 9)::int AS op, 1 + (random() * 4)::int AS s
 		  FROM generate_series(1, 20000)) x"
 
+# fo_receiver_start: test/webhooks/receiver.py on a random port in the background
+fo_receiver_start() {
+	port=$((18000 + RANDOM % 1000))
+	python3 "$ROOT/test/webhooks/receiver.py" "$port" "$SB_TMP/secrets.json" "$SB_TMP/hooks.log" \
+		>"$SB_TMP/receiver.ready" 2>"$SB_TMP/receiver.err" &
+	WH_RECEIVER_PID=$!
+}
+
+# fo_receiver_ready: waits until it listens; on another port if the first was taken
+fo_receiver_ready() {
+	local try i
+	for try in 1 2 3; do
+		for i in $(seq 1 300); do
+			grep -q ready "$SB_TMP/receiver.ready" 2>/dev/null && return 0
+			kill -0 "$WH_RECEIVER_PID" 2>/dev/null || break
+			sleep 0.2
+		done
+		kill "$WH_RECEIVER_PID" 2>/dev/null
+		wait "$WH_RECEIVER_PID" 2>/dev/null
+		fo_receiver_start
+	done
+	return 1
+}
+
 one_run() {
 	local run=$1 n=$2
 	. "$ROOT/test/standby/lib.sh"
 	tap() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - run $run: $2"; else echo "not ok $n - run $run: $2"; fi; }
 	. "$ROOT/test/webhooks/lib.sh"
-	local started=$SECONDS pids=() i
+	local started=$SECONDS i port
+	# what this run started ends with it, however it ends
+	pids=()
+	WH_RECEIVER_PID=
+	trap 'kill "${pids[@]}" $WH_RECEIVER_PID 2>/dev/null; wait 2>/dev/null; sb_cleanup' EXIT
 
+	# the receiver starts (python takes seconds on a busy machine) while the primary does
+	echo '{}' >"$SB_TMP/secrets.json"
+	fo_receiver_start
 	sb_start_primary synchronous_commit=on || { echo "# the primary did not start"; return 1; }
 	$PP -d postgres -c "CREATE DATABASE $db" >/dev/null
+	# what a delivery program held at the crash is handed on after timeout + 5 s
+	$PP -d postgres -c "ALTER DATABASE $db SET userlife.webhook_timeout = '2s'" >/dev/null
 	$PP -d $db -f "$ROOT/test/load/setup.sql" >/dev/null
 	$PP -d $db >/dev/null <<-'EOF'
 		SELECT count(userlife.register_user('inv', 'r' || i, 'Name ' || i, 'r' || i || '@example.com'))
@@ -74,25 +107,17 @@ one_run() {
 		$$;
 		CREATE TABLE public.fo_seen (ext text, user_id uuid, version bigint, audit_id bigint);
 	EOF
-	local port base ep secret
-	# the receiver first, on a port other tests running at once leave alone
-	echo '{}' >"$SB_TMP/secrets.json"
-	for i in 1 2 3 4 5; do
-		port=$((18000 + RANDOM % 1000))
-		ss -ltn 2>/dev/null | grep -q "[:.]$port " && continue
-		wh_start_receiver "$port" "$SB_TMP/secrets.json" "$SB_TMP/hooks.log" >/dev/null && break
-		port=
-	done
-	[ -n "$port" ] || { echo "# no receiver"; return 1; }
+	local base ep secret
+	fo_receiver_ready || { echo "# the webhook receiver did not start"; return 1; }
 	pids+=("$WH_RECEIVER_PID")
 	base="http://127.0.0.1:$port"
 	ep=$($PP -d $db -At -c "SELECT userlife.add_webhook_endpoint('inv', '$base/ok')")
-	secret=$(echo "$ep" | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
+	secret=$(echo "$ep" | sed -E 's/.*"secret": "([^"]+)".*/\1/')
 	# re-read on each request
 	wh_secrets_json "inv=$secret" >"$SB_TMP/secrets.json"
 
 	# the standby from a base backup, then synchronous
-	sb_start_standby || { echo "# the standby did not start"; kill "${pids[@]}"; return 1; }
+	sb_start_standby || { echo "# the standby did not start"; return 1; }
 	$PP -d postgres -c "ALTER SYSTEM SET synchronous_standby_names = '*'" -c "SELECT pg_reload_conf()" >/dev/null
 	for i in $(seq 1 100); do
 		[ "$($PP -d postgres -At -c "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'")" = 1 ] && break
@@ -113,6 +138,7 @@ one_run() {
 		$PP -d $db -At -f "$SB_TMP/client$i.sql" >"$SB_TMP/client$i.log" 2>"$SB_TMP/client$i.err" &
 		clients+=($!)
 	done
+	echo "# run $run: load from $((SECONDS - started)) s"
 	sleep "$LOAD_SECONDS"
 	# the primary dies: every process of it at once, as with the machine
 	local pm kids
@@ -153,6 +179,7 @@ one_run() {
 	done < <($PS -d $db -At -f "$ROOT/test/load/invariants.sql")
 
 	# delivery goes on from the promoted server
+	echo "# run $run: checked at $((SECONDS - started)) s"
 	PGHOST=$SB_TMP PGPORT=$SB_STANDBY_PORT PGUSER=postgres PGDATABASE=$db \
 		"$WH_PROGRAM" --allow-network 127.0.0.0/8 --concurrency 8 2>"$SB_TMP/wh2.err" &
 	pids+=($!)
