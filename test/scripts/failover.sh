@@ -12,13 +12,18 @@
 # endpoint, the ones queued before the crash included.  Prints TAP.
 #
 # FAILOVER_RUNS (default 3) and FAILOVER_LOAD_SECONDS (default 6) change
-# the number of runs and how long the load runs before the kill.
+# the number of runs and how long the load runs before the kill;
+# FAILOVER_SYNC_NAMES='' makes the standby asynchronous, and its WAL receiver
+# stops halfway through the load: the test must then fail (changes lost).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export USERLIFE_ROOT=$ROOT
 RUNS=${FAILOVER_RUNS:-3}
 LOAD_SECONDS=${FAILOVER_LOAD_SECONDS:-6}
 CLIENTS=4
+# FAILOVER_SYNC_NAMES='' runs with an asynchronous standby: what the test
+# catches then (commits the clients saw that the standby never got)
+SYNC_NAMES=${FAILOVER_SYNC_NAMES-*}
 db=userlife_failover
 ninv=$(grep -c '^SELECT' "$ROOT/test/load/invariants.sql")
 per_run=$((7 + ninv))
@@ -118,7 +123,7 @@ one_run() {
 
 	# the standby from a base backup, then synchronous
 	sb_start_standby || { echo "# the standby did not start"; return 1; }
-	$PP -d postgres -c "ALTER SYSTEM SET synchronous_standby_names = '*'" -c "SELECT pg_reload_conf()" >/dev/null
+	$PP -d postgres -c "ALTER SYSTEM SET synchronous_standby_names = '$SYNC_NAMES'" -c "SELECT pg_reload_conf()" >/dev/null
 	for i in $(seq 1 100); do
 		[ "$($PP -d postgres -At -c "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'")" = 1 ] && break
 		sleep 0.1
@@ -139,7 +144,16 @@ one_run() {
 		clients+=($!)
 	done
 	echo "# run $run: load from $((SECONDS - started)) s"
-	sleep "$LOAD_SECONDS"
+	local walreceiver=
+	if [ -z "$SYNC_NAMES" ]; then
+		# asynchronous: the standby stops receiving halfway, the primary goes on committing
+		sleep $((LOAD_SECONDS / 2))
+		walreceiver=$(ps -o pid=,args= --ppid "$(head -1 "$SB_STANDBY/postmaster.pid")" | awk '/walreceiver/ {print $1}')
+		[ -n "$walreceiver" ] && kill -STOP "$walreceiver"
+		sleep $((LOAD_SECONDS - LOAD_SECONDS / 2))
+	else
+		sleep "$LOAD_SECONDS"
+	fi
 	# the primary dies: every process of it at once, as with the machine
 	local pm kids
 	pm=$(head -1 "$SB_PRIMARY/postmaster.pid")
@@ -152,6 +166,7 @@ one_run() {
 	kill -9 $wh1 2>/dev/null
 	wait $wh1 2>/dev/null
 	rm -f "$SB_PRIMARY/postmaster.pid"
+	[ -n "$walreceiver" ] && kill -CONT "$walreceiver"
 	cat "$SB_TMP"/client*.log | grep '^ok ' | cut -d' ' -f2- | tr ' ' '\t' >"$SB_TMP/seen.tsv"
 	local seen unexpected
 	seen=$(grep -c . "$SB_TMP/seen.tsv")
