@@ -23,6 +23,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xlog.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
@@ -154,15 +155,49 @@ extension_owner(void)
 }
 
 /*
- * AccessEnter
+ * AccessRefuseOnStandby
+ *		Raises 25006 on a hot standby when the SQL function being called is
+ *		volatile, that is, may write.  Called first, before the role check
+ *		and any lookup, so that every writing function fails on a standby
+ *		at its start with the same clear error, and never later with
+ *		whatever its first write meets (a row lock, an xid, XX000).  The
+ *		catalog decides which functions write, so a function added later is
+ *		covered as soon as it is declared volatile.  Costs nothing on a
+ *		primary: RecoveryInProgress() is a local flag once recovery ended.
+ */
+void
+AccessRefuseOnStandby(FunctionCallInfo fcinfo)
+{
+	Oid			fn = InvalidOid;
+
+	if (!RecoveryInProgress())
+		return;
+	if (fcinfo != NULL && fcinfo->flinfo != NULL)
+		fn = fcinfo->flinfo->fn_oid;
+	if (OidIsValid(fn) && func_volatile(fn) != PROVOLATILE_VOLATILE)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+			 errmsg("cannot run %s on a read-only standby",
+					OidIsValid(fn) ? get_func_name(fn) : "a writing userlife function"),
+			 errdetail("The server is a hot standby: it replays the primary's changes and accepts none of its own."),
+			 errhint("Connect to the primary server to change data.")));
+}
+
+/*
+ * AccessEnterCall (through the AccessEnter macros)
  *		Checks that the calling role may perform an operation of the given
  *		level on the partner (NULL: no partner involved), connects to SPI and
  *		switches to the extension owner.  The caller must pair it with
- *		AccessLeave on success.
+ *		AccessLeave on success.  Unless reads_only, a volatile function is
+ *		refused on a hot standby first (AccessRefuseOnStandby).
  */
 void
-AccessEnter(AccessScope *scope, AccessLevel level, const char *partner)
+AccessEnterCall(FunctionCallInfo fcinfo, AccessScope *scope, AccessLevel level,
+				const char *partner, bool reads_only)
 {
+	if (!reads_only)
+		AccessRefuseOnStandby(fcinfo);
 	scope->caller = GetUserId();
 	if (!has_level(scope->caller, level))
 		ereport(ERROR,
@@ -503,6 +538,7 @@ userlife_strip_privileges(PG_FUNCTION_ARGS)
 	uint64		i;
 	int64		done = 0;
 
+	AccessRefuseOnStandby(fcinfo);
 	if (!creating_extension || !OidIsValid(ext) || CurrentExtensionObject != ext)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -101,7 +101,20 @@ typedef struct AccessScope
 } AccessScope;
 
 extern void AccessInit(void);
-extern void AccessEnter(AccessScope *scope, AccessLevel level, const char *partner);
+extern void AccessEnterCall(FunctionCallInfo fcinfo, AccessScope *scope, AccessLevel level,
+							const char *partner, bool reads_only);
+extern void AccessRefuseOnStandby(FunctionCallInfo fcinfo);
+
+/*
+ * AccessEnter(scope, level, partner): in a function of PG_FUNCTION_ARGS,
+ * like PG_GETARG_*; the call it enters is refused on a hot standby when its
+ * SQL function is volatile.  AccessEnterReadOnly: for the volatile
+ * functions that never write (their result depends on the clock).
+ */
+#define AccessEnter(scope, level, partner) \
+	AccessEnterCall(fcinfo, (scope), (level), (partner), false)
+#define AccessEnterReadOnly(scope, level, partner) \
+	AccessEnterCall(fcinfo, (scope), (level), (partner), true)
 extern void AccessLeave(AccessScope *scope);
 extern bool AccessIsEntered(void);
 extern bool AccessIsPartnerWide(Oid role);

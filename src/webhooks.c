@@ -237,11 +237,13 @@ setting_interval(const char *text)
  *		to; then as AccessEnter.
  */
 static void
-enter_admin(AccessScope *scope, const char *partner)
+enter_admin(FunctionCallInfo fcinfo, AccessScope *scope, const char *partner)
 {
 	Oid			role = GetUserId();
 	Oid			admin = get_role_oid("userlife_admin", true);
 
+	/* a standby answers 25006 before the role check, as AccessEnter does */
+	AccessRefuseOnStandby(fcinfo);
 	if (!AccessIsPartnerWide(role) &&
 		!(OidIsValid(admin) && has_privs_of_role(role, admin)))
 		ereport(ERROR,
@@ -509,7 +511,7 @@ userlife_add_webhook_endpoint(PG_FUNCTION_ARGS)
 	UserlifeCheckPartnerId(partner);
 	check_url(url);
 	check_event_types(fcinfo, 2);
-	enter_admin(&scope, partner);
+	enter_admin(fcinfo, &scope, partner);
 	values[0] = CStringGetTextDatum(partner);
 	UserlifeRun(&partner_plan, "SELECT 1 FROM userlife.partners p WHERE p.partner = $1 FOR KEY SHARE",
 				1, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
@@ -563,7 +565,7 @@ userlife_rotate_webhook_secret(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("grace must be between 0 and 30 days")));
 	UserlifeCheckPartnerId(partner);
-	enter_admin(&scope, partner);
+	enter_admin(fcinfo, &scope, partner);
 	(void) lock_endpoint(partner, endpoint_id);
 	values[0] = Int64GetDatum(endpoint_id);
 	values[1] = IntervalPGetDatum(grace);
@@ -591,7 +593,7 @@ userlife_set_webhook_endpoint(PG_FUNCTION_ARGS)
 
 	UserlifeRequireArg(fcinfo, 2, "enabled");
 	UserlifeCheckPartnerId(partner);
-	enter_admin(&scope, partner);
+	enter_admin(fcinfo, &scope, partner);
 	(void) lock_endpoint(partner, endpoint_id);
 	values[0] = Int64GetDatum(endpoint_id);
 	values[1] = PG_GETARG_DATUM(2);
@@ -629,7 +631,7 @@ userlife_remove_webhook_endpoint(PG_FUNCTION_ARGS)
 	bool		removed;
 
 	UserlifeCheckPartnerId(partner);
-	enter_admin(&scope, partner);
+	enter_admin(fcinfo, &scope, partner);
 	values[0] = Int64GetDatum(endpoint_id);
 	UserlifeRun(&find_plan, "SELECT 1 FROM userlife.webhook_endpoints w WHERE w.endpoint_id = $1",
 				1, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
@@ -667,7 +669,7 @@ userlife_replay_webhooks(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("since must not be later than until")));
-	enter_admin(&scope, partner);
+	enter_admin(fcinfo, &scope, partner);
 	if (!lock_endpoint(partner, endpoint_id))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
