@@ -57,13 +57,14 @@ foreign_clusters() {
 
 . "$ROOT/test/lib.sh"
 userlife_install_packages build-essential dpkg-dev debhelper postgresql-server-dev-all \
-	libpq-dev libcurl4-openssl-dev lintian || skip_all "the build tools could not be installed"
+	libpq-dev libcurl4-openssl-dev python3 lintian || skip_all "the build tools could not be installed"
 
 work=$(mktemp -d /tmp/userlife-packages.XXXXXX)
 chmod 755 "$work"
 src="$work/src"
 saved="$work/saved.tar"
 user_before=$(getent passwd userlife-webhooks >/dev/null && echo yes || echo no)
+override_before=$(dpkg-statoverride --list /etc/userlife/webhooks.env >/dev/null && echo yes || echo no)
 installed=no
 cluster=no
 touched=no
@@ -84,6 +85,9 @@ cleanup() {
 	fi
 	if [ "$installed" = yes ]; then
 		DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "${PACKAGES[@]}" >/dev/null 2>&1
+	fi
+	if [ "$override_before" = no ] && dpkg-statoverride --list /etc/userlife/webhooks.env >/dev/null; then
+		dpkg-statoverride --remove /etc/userlife/webhooks.env
 	fi
 	if [ "$user_before" = no ] && getent passwd userlife-webhooks >/dev/null; then
 		deluser --system --quiet userlife-webhooks >/dev/null 2>&1
