@@ -16,10 +16,12 @@
 # pulls the system tree from under someone else, it runs only
 #   * when the suite itself runs against the system tree (USERLIFE_PG_BIN
 #     unset or /usr/lib/postgresql/15/bin: the README's test command), or
-#     USERLIFE_PACKAGES_TEST=1 says so, and
-#   * when no other cluster of the system's binaries is running,
-# and otherwise skips the assertions that need it, saying why.  Runs of it take turns
-# (flock).  About 3 minutes on 2 idle cores.
+#     USERLIFE_PACKAGES_TEST=1 says so, else it skips everything;
+#   * for the install part (7-20), when no other cluster of the system's
+#     binaries runs and the packages are not installed already, else it
+#     skips that part; runs of it take turns (flock).
+# It needs no cluster of test/run: `bash test/scripts/packages.sh` (as
+# root) runs it alone.  CPU: about 1.5 minutes.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SYS=/usr/lib/postgresql/15
@@ -54,10 +56,9 @@ foreign_clusters() {
 	done | sort -u
 }
 
-
 . "$ROOT/test/lib.sh"
 userlife_install_packages build-essential dpkg-dev debhelper postgresql-server-dev-all \
-	libpq-dev libcurl4-openssl-dev python3 lintian || skip_all "the build tools could not be installed"
+	libpq-dev libcurl4-openssl-dev python3 lintian || { echo "# the build tools could not be installed"; exit 1; }
 
 work=$(mktemp -d /tmp/userlife-packages.XXXXXX)
 chmod 755 "$work"
