@@ -70,3 +70,13 @@ $(WEBHOOKS): worker/userlife_webhooks.c
 # NOTICE from CREATE EXTENSION), whatever the server's setting: pg_regress
 # connects as a superuser, who may set it for its sessions.
 installcheck: export PGOPTIONS += -c session_preload_libraries=userlife
+
+# Packaging (README, "Install from packages"). The version has one source,
+# default_version in userlife.control: `make meta` writes it into META.json
+# (PGXN) and debian/changelog; `make deb` then builds the Debian packages
+# into the parent directory.
+.PHONY: meta deb
+meta:
+	$(srcdir)/tools/sync-version
+deb: meta
+	dpkg-buildpackage -us -uc -b
