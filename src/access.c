@@ -42,6 +42,9 @@
 #include "utils/syscache.h"
 
 #include "userlife.h"
+#include "access.h"
+#include "catalog.h"
+#include "util.h"
 
 PG_FUNCTION_INFO_V1(userlife_bind_partner);
 PG_FUNCTION_INFO_V1(userlife_unbind_partner);
@@ -56,11 +59,6 @@ static const char *const level_role_names[] = {
 	"userlife_reader", "userlife_developer", "userlife_compliance",
 	"userlife_developer or userlife_compliance", "userlife_owner"
 };
-
-void
-AccessInit(void)
-{
-}
 
 static bool
 member_of(Oid role, const char *group)

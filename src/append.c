@@ -54,6 +54,8 @@
 #include "utils/snapmgr.h"
 
 #include "userlife.h"
+#include "append.h"
+#include "catalog.h"
 
 typedef struct ColumnShape
 {

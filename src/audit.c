@@ -48,6 +48,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/json.h"
@@ -60,7 +61,14 @@
 #include "utils/xid8.h"
 
 #include "userlife.h"
+#include "access.h"
+#include "append.h"
+#include "audit.h"
+#include "catalog.h"
 #include "chain.h"
+#include "lifecycle.h"
+#include "search.h"
+#include "util.h"
 #include "writectx.h"
 
 PG_FUNCTION_INFO_V1(userlife_users_guard);
@@ -133,6 +141,12 @@ typedef struct PendingRegistration
 static HTAB *pending = NULL;
 static MemoryContext pending_cxt = NULL;
 
+/* settings */
+static char *userlife_actor = NULL;
+static char *userlife_reason = NULL;
+static bool userlife_notify = true;
+static int	userlife_notify_interval_ms = 100;
+
 /* notification state of this backend */
 static bool notified_in_xact = false;
 static SubTransactionId notified_subid = InvalidSubTransactionId;	/* queued it */
@@ -148,9 +162,44 @@ static void notify_subxact_callback(SubXactEvent event, SubTransactionId mySubid
 void
 AuditInit(void)
 {
+	DefineCustomStringVariable("userlife.actor",
+							   "Application-level actor recorded in the audit.",
+							   "An operator email or service name; set it with SET LOCAL.",
+							   &userlife_actor, "",
+							   PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("userlife.reason",
+							   "Default reason when a function's reason argument is NULL.",
+							   NULL,
+							   &userlife_reason, "",
+							   PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("userlife.notify",
+							 "Send the userlife_events wake-up notification.",
+							 NULL,
+							 &userlife_notify, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("userlife.notify_interval",
+							"Least time between two notifications of one backend.",
+							"0 sends one per transaction that wrote events.",
+							&userlife_notify_interval_ms, 100, 0, 3600 * 1000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	CacheRegisterRelcacheCallback(reset_attnums, (Datum) 0);
 	RegisterXactCallback(notify_xact_callback, NULL);
 	RegisterSubXactCallback(notify_subxact_callback, NULL);
+}
+
+/*
+ * effective_reason
+ *		The reason to record: the explicit one, else userlife.reason, else
+ *		NULL.  An empty string counts as none.
+ */
+static const char *
+effective_reason(const char *explicit_reason)
+{
+	if (explicit_reason != NULL && explicit_reason[0] != '\0')
+		return explicit_reason;
+	if (userlife_reason != NULL && userlife_reason[0] != '\0')
+		return userlife_reason;
+	return NULL;
 }
 
 static void
@@ -877,7 +926,7 @@ seal_registration(HeapTuple newtup, TupleDesc desc)
 	memset(&rec, 0, sizeof(rec));
 	diff_rows(&rec, desc, NULL, newtup);
 	fill_identity(&rec, newtup, desc, reenroll ? "reenroll" : "register");
-	rec.reason = UserlifeEffectiveReason(w ? w->reason : NULL);
+	rec.reason = effective_reason(w ? w->reason : NULL);
 	user_id = col(newtup, desc, COL_USER_ID, &isnull);
 
 	/* a re-enrolled tombstone keeps its user_id, so its chain goes on */
@@ -974,7 +1023,7 @@ check_status_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup,
 	bool		requires_reason = false;
 
 	if (w)
-		reason = UserlifeEffectiveReason(w->reason);
+		reason = effective_reason(w->reason);
 	else
 	{
 		bool		onull,
@@ -983,9 +1032,9 @@ check_status_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup,
 		Datum		n = col(newtup, desc, COL_STATUS_REASON, &nnull);
 
 		if (!values_equal(desc, attnums[COL_STATUS_REASON], o, onull, n, nnull) && !nnull)
-			reason = UserlifeEffectiveReason(TextDatumGetCString(n));
+			reason = effective_reason(TextDatumGetCString(n));
 		else
-			reason = UserlifeEffectiveReason(NULL);
+			reason = effective_reason(NULL);
 	}
 
 	if (w && w->lifecycle_path)
@@ -1174,7 +1223,7 @@ guard_update(TriggerData *trigdata, TupleDesc desc)
 	if (from != to)
 		rec.reason = status_reason;
 	else
-		rec.reason = UserlifeEffectiveReason(w ? w->reason : NULL);
+		rec.reason = effective_reason(w ? w->reason : NULL);
 
 	user_id = col(oldtup, desc, COL_USER_ID, &isnull);
 	o = col(oldtup, desc, COL_AUDIT_HEAD, &onull);
@@ -1221,7 +1270,7 @@ guard_delete(TriggerData *trigdata, TupleDesc desc)
 
 	memset(&rec, 0, sizeof(rec));
 	fill_identity(&rec, oldtup, desc, (w && w->action) ? w->action : "erase");
-	rec.reason = UserlifeEffectiveReason(w ? w->reason : NULL);
+	rec.reason = effective_reason(w ? w->reason : NULL);
 	rec.nchanged = 0;
 	rec.old_values = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	rec.new_values = rec.old_values;
@@ -1287,7 +1336,7 @@ userlife_users_audit_insert(PG_FUNCTION_ARGS)
 		memset(&rec, 0, sizeof(rec));
 		diff_rows(&rec, desc, NULL, newtup);
 		fill_identity(&rec, newtup, desc, reenroll ? "reenroll" : "register");
-		rec.reason = UserlifeEffectiveReason(w ? w->reason : NULL);
+		rec.reason = effective_reason(w ? w->reason : NULL);
 		if (reenroll)
 			load_chain_head(&rec, user_id);
 		seal_row(&rec, user_id, !reenroll, NULL);

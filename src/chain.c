@@ -56,7 +56,10 @@
 #include "utils/lsyscache.h"
 
 #include "userlife.h"
+#include "append.h"
+#include "catalog.h"
 #include "chain.h"
+#include "util.h"
 
 PG_FUNCTION_INFO_V1(userlife_audit_guard);
 
@@ -138,7 +141,7 @@ ChainWriteVersion(void)
 	return write_version;
 }
 
-bool
+static bool
 ChainIsPersonal(const char *field, int len, int16 version)
 {
 	int			n = version >= CHAIN_V2 ? (int) lengthof(personal_fields) : V1_PERSONAL_FIELDS;

@@ -57,7 +57,6 @@ typedef struct AuditRecord
 
 extern void ChainInit(void);
 extern int16 ChainWriteVersion(void);
-extern bool ChainIsPersonal(const char *field, int len, int16 version);
 extern bool ChainNeedsKey(const AuditRecord *rec);
 extern bool ChainComputeRowHash(AuditRecord *rec);
 extern bytea *ChainHashToBytea(const uint8 *h);

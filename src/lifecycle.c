@@ -31,6 +31,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -39,6 +40,11 @@
 #include "utils/timestamp.h"
 
 #include "userlife.h"
+#include "access.h"
+#include "append.h"
+#include "catalog.h"
+#include "lifecycle.h"
+#include "util.h"
 #include "writectx.h"
 
 PG_FUNCTION_INFO_V1(userlife_transitions_changed);
@@ -113,11 +119,19 @@ typedef struct UserRow
 	Jsonb	   *metadata;
 } UserRow;
 
+static char *userlife_default_retention = NULL;
+
 static void reset_rules(Datum arg, Oid relid);
+static bool check_default_retention(char **newval, void **extra, GucSource source);
 
 void
 LifecycleInit(void)
 {
+	DefineCustomStringVariable("userlife.default_retention",
+							   "Retention of deleted users for partners created without one.",
+							   NULL,
+							   &userlife_default_retention, "30 days",
+							   PGC_SUSET, 0, check_default_retention, NULL, NULL);
 	CacheRegisterRelcacheCallback(reset_rules, (Datum) 0);
 }
 
@@ -126,6 +140,52 @@ reset_rules(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == rules_relid)
 		rules_valid = false;
+}
+
+/*
+ * check_default_retention: the setting must parse as a positive interval
+ * of at most 100 years, the bounds create_partner applies to an explicit
+ * retention.  A check hook must not throw, so a parse error is caught and
+ * reported through the GUC machinery.
+ */
+static bool
+check_default_retention(char **newval, void **extra, GucSource source)
+{
+	Interval   *iv = NULL;
+	Interval	zero = {0, 0, 0};
+	Interval	limit = {0, 0, USERLIFE_MAX_RETENTION_MONTHS};
+	MemoryContext oldcontext = CurrentMemoryContext;
+
+	if (*newval == NULL)
+		return false;
+	PG_TRY();
+	{
+		iv = (Interval *) DatumGetPointer(DirectFunctionCall3(interval_in,
+															  CStringGetDatum(*newval),
+															  ObjectIdGetDatum(InvalidOid),
+															  Int32GetDatum(-1)));
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		FlushErrorState();
+		iv = NULL;
+	}
+	PG_END_TRY();
+	if (iv == NULL ||
+		DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(iv),
+										  IntervalPGetDatum(&zero))) <= 0)
+	{
+		GUC_check_errdetail("The retention must be a positive interval.");
+		return false;
+	}
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(iv),
+										  IntervalPGetDatum(&limit))) > 0)
+	{
+		GUC_check_errdetail("The retention must be at most 100 years.");
+		return false;
+	}
+	return true;
 }
 
 static UserStatus
@@ -608,38 +668,41 @@ LifecycleTombstoneExists(const char *partner, const char *external_id)
 }
 
 /*
- * register_user(partner, external_id, display_name, email, metadata, tags,
- * status): a new user, or the re-enrollment of an allowed external_id.
+ * A registration's arguments, checked, as the parameters $1-$9 of the
+ * statements below: partner, external_id, display_name, email, metadata,
+ * tags, status, user_id (to reuse), enrollment_count.
  */
-Datum
-userlife_register_user(PG_FUNCTION_ARGS)
+typedef struct Registration
 {
-	static SPIPlanPtr new_user_plan = NULL;
-	static SPIPlanPtr insert_plan = NULL;
-	static SPIPlanPtr reenroll_plan = NULL;
-	static SPIPlanPtr drop_tombstone_plan = NULL;
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeOptionalText(fcinfo, 1);
-	char	   *email = UserlifeOptionalText(fcinfo, 3);
-	Jsonb	   *metadata = NULL;
-	UserStatus	status = USER_ACTIVE;
-	AccessScope scope;
-	UserRow		u;
-	Datum		result;
-	Oid			argtypes[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID,
-	TEXTOID, UUIDOID};
+	const char *partner;
+	const char *external_id;
+	const char *email;
 	Datum		values[9];
 	char		nulls[9];
-	Datum		tomb_user_id = (Datum) 0;
-	int32		tomb_count = 0;
-	bool		tomb_allowed = false;
-	bool		from_tombstone = false;
+} Registration;
 
-	UserlifeCheckPartnerId(partner);
-	if (external_id != NULL)
-		UserlifeCheckExternalId(external_id);
-	if (email != NULL)
-		UserlifeCheckEmail(email);
+static Oid	registration_argtypes[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID,
+	TEXTARRAYOID, TEXTOID, UUIDOID, INT4OID};
+
+/*
+ * read_registration
+ *		Checks register_user's arguments (before any access check: a bad
+ *		argument is the caller's error whoever calls) and fills r.
+ */
+static void
+read_registration(FunctionCallInfo fcinfo, Registration *r)
+{
+	Jsonb	   *metadata = NULL;
+	UserStatus	status = USER_ACTIVE;
+
+	r->partner = UserlifeRequireText(fcinfo, 0, "partner");
+	r->external_id = UserlifeOptionalText(fcinfo, 1);
+	r->email = UserlifeOptionalText(fcinfo, 3);
+	UserlifeCheckPartnerId(r->partner);
+	if (r->external_id != NULL)
+		UserlifeCheckExternalId(r->external_id);
+	if (r->email != NULL)
+		UserlifeCheckEmail(r->email);
 	if (!PG_ARGISNULL(4))
 	{
 		metadata = PG_GETARG_JSONB_P(4);
@@ -653,132 +716,187 @@ userlife_register_user(PG_FUNCTION_ARGS)
 		LifecycleCheckNewStatus(status);
 	}
 
-	AccessEnter(&scope, ACCESS_DEVELOPER, partner);
-
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = CStringGetTextDatum(partner);
-	values[1] = external_id ? CStringGetTextDatum(external_id) : (Datum) 0;
-	nulls[1] = external_id ? ' ' : 'n';
-	values[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
-	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
-	values[3] = email ? CStringGetTextDatum(email) : (Datum) 0;
-	nulls[3] = email ? ' ' : 'n';
-	values[4] = metadata ? JsonbPGetDatum(metadata) :
+	memset(r->nulls, ' ', sizeof(r->nulls));
+	r->values[0] = CStringGetTextDatum(r->partner);
+	r->values[1] = r->external_id ? CStringGetTextDatum(r->external_id) : (Datum) 0;
+	r->nulls[1] = r->external_id ? ' ' : 'n';
+	r->values[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	r->nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+	r->values[3] = r->email ? CStringGetTextDatum(r->email) : (Datum) 0;
+	r->nulls[3] = r->email ? ' ' : 'n';
+	r->values[4] = metadata ? JsonbPGetDatum(metadata) :
 		DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
-	values[5] = PG_ARGISNULL(5) ? PointerGetDatum(construct_empty_array(TEXTOID)) : PG_GETARG_DATUM(5);
-	values[6] = CStringGetTextDatum(UserStatusNames[status]);
+	r->values[5] = PG_ARGISNULL(5) ? PointerGetDatum(construct_empty_array(TEXTOID)) :
+		PG_GETARG_DATUM(5);
+	r->values[6] = CStringGetTextDatum(UserStatusNames[status]);
+}
+
+/*
+ * register_common_case
+ *		The common case, a new external_id of an existing partner, in one
+ *		statement: the INSERT skips itself when the partner is missing or the
+ *		id is tombstoned, and does nothing when the id or the email is taken
+ *		(ON CONFLICT); each of those cases takes the slower path, which finds
+ *		out which and answers accordingly.  Returns the new row, or (Datum) 0
+ *		when nothing was inserted; the write context is then ended.
+ */
+static Datum
+register_common_case(AccessScope *scope, Registration *r)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		tomb_user_id;
+	int32		tomb_count;
+	bool		tomb_allowed;
+	bool		tombstoned = true;
+	Datum		result;
+
+	WriteCtxBegin(scope->caller, NULL, NULL, WRITE_PLAIN);
+	UserlifeRun(&plan,
+				"INSERT INTO userlife.users AS u (user_id, partner, external_id, display_name, email,"
+				" metadata, tags, status, enrollment_count) "
+				"SELECT pg_catalog.gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7::userlife.user_status, 1 "
+				"WHERE EXISTS (SELECT 1 FROM userlife.partners p WHERE p.partner = $1)"
+				" AND NOT EXISTS (SELECT 1 FROM userlife.tombstones t WHERE t.partner = $1"
+				"  AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8'))) "
+				"ON CONFLICT DO NOTHING RETURNING u",
+				7, registration_argtypes, r->values, r->nulls, false, 0, SPI_OK_INSERT_RETURNING);
+	if (SPI_processed != 1)
+	{
+		WriteCtxEnd();
+		return (Datum) 0;
+	}
+	result = first_column();
 
 	/*
-	 * The common case, a new external_id of an existing partner, in one
-	 * statement: the INSERT skips itself when the partner is missing or the
-	 * id is tombstoned, and does nothing when the id or the email is taken
-	 * (ON CONFLICT); each of those cases takes the path below, which finds
-	 * out which and answers accordingly.
+	 * The INSERT may have waited for a transaction that purged a user with
+	 * this id and wrote its tombstone, which the statement's snapshot did
+	 * not show; the answer is then the one the tombstone gives (a fresh
+	 * tombstone never allows re-enrollment yet).  The error rolls the
+	 * insertion back.
 	 */
-	WriteCtxBegin(scope.caller, NULL, NULL, WRITE_PLAIN);
-	UserlifeRun(&new_user_plan,
-			  "INSERT INTO userlife.users AS u (user_id, partner, external_id, display_name, email,"
-			  " metadata, tags, status, enrollment_count) "
-			  "SELECT pg_catalog.gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7::userlife.user_status, 1 "
-			  "WHERE EXISTS (SELECT 1 FROM userlife.partners p WHERE p.partner = $1)"
-			  " AND NOT EXISTS (SELECT 1 FROM userlife.tombstones t WHERE t.partner = $1"
-			  "  AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8'))) "
-			  "ON CONFLICT DO NOTHING RETURNING u",
-			  7, argtypes, values, nulls, false, 0, SPI_OK_INSERT_RETURNING);
-	if (SPI_processed == 1)
+	if (r->external_id != NULL &&
+		(!AppendTombstoneExists(r->partner, r->external_id, &tombstoned) || tombstoned) &&
+		lookup_tombstone(r->partner, r->external_id, &tomb_user_id, &tomb_count, &tomb_allowed))
 	{
-		bool		tombstoned = true;
-
-		result = first_column();
-
-		/*
-		 * The INSERT may have waited for a transaction that purged a user
-		 * with this id and wrote its tombstone, which the statement's
-		 * snapshot did not show; the answer is then the one the tombstone
-		 * gives (a fresh tombstone never allows re-enrollment yet).  The
-		 * error rolls the insertion back.
-		 */
-		if (external_id != NULL &&
-			(!AppendTombstoneExists(partner, external_id, &tombstoned) || tombstoned) &&
-			lookup_tombstone(partner, external_id, &tomb_user_id, &tomb_count, &tomb_allowed))
-		{
-			if (!tomb_allowed)
-				LifecycleRefuseReenroll(partner, external_id);
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("user \"%s\" of partner \"%s\" was purged by a concurrent transaction",
-							external_id, partner),
-					 errhint("Retry the registration.")));
-		}
-		PG_RETURN_DATUM(finish_user_result(&scope, result));
+		if (!tomb_allowed)
+			LifecycleRefuseReenroll(r->partner, r->external_id);
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("user \"%s\" of partner \"%s\" was purged by a concurrent transaction",
+						r->external_id, r->partner),
+				 errhint("Retry the registration.")));
 	}
-	WriteCtxEnd();
+	return result;
+}
 
-	if (external_id != NULL && fetch_user(partner, external_id, LOCK_UPDATE, &u))
-	{
-		/* an existing user: re-enroll only when allowed, then reset the permission */
-		if (!u.allow_new_enroll)
-			LifecycleRefuseReenroll(partner, external_id);
-		if (email != NULL)
-			require_email_free(partner, email, u.user_id, true);
-		values[7] = u.user_id;
-		WriteCtxBegin(scope.caller, NULL, "reenroll", WRITE_LIFECYCLE);
-		result = run_user_update(&reenroll_plan,
-								 "UPDATE userlife.users u SET display_name = $3, email = $4,"
-								 " metadata = $5, tags = $6, status = 'active', suspended_until = NULL,"
-								 " enrollment_count = u.enrollment_count + 1, verified_at = NULL,"
-								 " verified_attributes = NULL, deleted_at = NULL, purge_after = NULL,"
-								 " allow_new_enroll = false "
-								 "WHERE u.user_id = $8 AND u.partner = $1 AND u.external_id = $2 "
-								 "RETURNING u",
-								 8, argtypes, values, nulls);
-		if (result == (Datum) 0)
-			elog(ERROR, "re-enrollment changed no row");
-		PG_RETURN_DATUM(finish_user_result(&scope, result));
-	}
+/*
+ * reenroll_existing
+ *		An existing user (locked): re-enroll only when allowed, then reset
+ *		the permission.
+ */
+static Datum
+reenroll_existing(AccessScope *scope, Registration *r, UserRow *u)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		result;
 
-	LifecycleRequirePartner(partner);
-	if (external_id != NULL &&
-		lookup_tombstone(partner, external_id, &tomb_user_id, &tomb_count, &tomb_allowed))
+	if (!u->allow_new_enroll)
+		LifecycleRefuseReenroll(r->partner, r->external_id);
+	if (r->email != NULL)
+		require_email_free(r->partner, r->email, u->user_id, true);
+	r->values[7] = u->user_id;
+	WriteCtxBegin(scope->caller, NULL, "reenroll", WRITE_LIFECYCLE);
+	result = run_user_update(&plan,
+							 "UPDATE userlife.users u SET display_name = $3, email = $4,"
+							 " metadata = $5, tags = $6, status = 'active', suspended_until = NULL,"
+							 " enrollment_count = u.enrollment_count + 1, verified_at = NULL,"
+							 " verified_attributes = NULL, deleted_at = NULL, purge_after = NULL,"
+							 " allow_new_enroll = false "
+							 "WHERE u.user_id = $8 AND u.partner = $1 AND u.external_id = $2 "
+							 "RETURNING u",
+							 8, registration_argtypes, r->values, r->nulls);
+	if (result == (Datum) 0)
+		elog(ERROR, "re-enrollment changed no row");
+	return result;
+}
+
+/*
+ * register_after_tombstone
+ *		No user holds the external_id: the partner must exist, a tombstone
+ *		of the id must allow re-enrollment (and is then dropped, the new row
+ *		keeping its user_id and count), and the email must be free.
+ */
+static Datum
+register_after_tombstone(AccessScope *scope, Registration *r)
+{
+	static SPIPlanPtr insert_plan = NULL;
+	static SPIPlanPtr drop_tombstone_plan = NULL;
+	Datum		tomb_user_id = (Datum) 0;
+	int32		tomb_count = 0;
+	bool		tomb_allowed = false;
+	bool		from_tombstone = false;
+
+	LifecycleRequirePartner(r->partner);
+	if (r->external_id != NULL &&
+		lookup_tombstone(r->partner, r->external_id, &tomb_user_id, &tomb_count, &tomb_allowed))
 	{
 		Oid			dargtypes[2] = {TEXTOID, UUIDOID};
 		Datum		dvalues[2];
 
 		if (!tomb_allowed)
-			LifecycleRefuseReenroll(partner, external_id);
+			LifecycleRefuseReenroll(r->partner, r->external_id);
 		from_tombstone = true;
-		dvalues[0] = values[0];
+		dvalues[0] = r->values[0];
 		dvalues[1] = tomb_user_id;
 		UserlifeRun(&drop_tombstone_plan,
-				  "DELETE FROM userlife.tombstones t WHERE t.partner = $1 AND t.user_id = $2",
-				  2, dargtypes, dvalues, NULL, false, 0, SPI_OK_DELETE);
+					"DELETE FROM userlife.tombstones t WHERE t.partner = $1 AND t.user_id = $2",
+					2, dargtypes, dvalues, NULL, false, 0, SPI_OK_DELETE);
 	}
 
-	if (email != NULL)
-		require_email_free(partner, email, (Datum) 0, false);
+	if (r->email != NULL)
+		require_email_free(r->partner, r->email, (Datum) 0, false);
 
-	values[7] = from_tombstone ? tomb_user_id : (Datum) 0;
-	nulls[7] = from_tombstone ? ' ' : 'n';
-	values[8] = Int32GetDatum(from_tombstone ? tomb_count + 1 : 1);
+	r->values[7] = from_tombstone ? tomb_user_id : (Datum) 0;
+	r->nulls[7] = from_tombstone ? ' ' : 'n';
+	r->values[8] = Int32GetDatum(from_tombstone ? tomb_count + 1 : 1);
 	if (from_tombstone)
 	{
-		values[6] = CStringGetTextDatum("active");
-		WriteCtxBegin(scope.caller, NULL, "reenroll", WRITE_LIFECYCLE);
+		r->values[6] = CStringGetTextDatum("active");
+		WriteCtxBegin(scope->caller, NULL, "reenroll", WRITE_LIFECYCLE);
 	}
 	else
-		WriteCtxBegin(scope.caller, NULL, NULL, WRITE_PLAIN);
-	{
-		Oid			iargtypes[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID,
-		TEXTOID, UUIDOID, INT4OID};
+		WriteCtxBegin(scope->caller, NULL, NULL, WRITE_PLAIN);
+	UserlifeRun(&insert_plan,
+				"INSERT INTO userlife.users AS u (user_id, partner, external_id, display_name, email,"
+				" metadata, tags, status, enrollment_count) "
+				"VALUES (coalesce($8, pg_catalog.gen_random_uuid()), $1, $2, $3, $4, $5, $6,"
+				" $7::userlife.user_status, $9) RETURNING u",
+				9, registration_argtypes, r->values, r->nulls, false, 0, SPI_OK_INSERT_RETURNING);
+	return first_column();
+}
 
-		UserlifeRun(&insert_plan,
-				  "INSERT INTO userlife.users AS u (user_id, partner, external_id, display_name, email,"
-				  " metadata, tags, status, enrollment_count) "
-				  "VALUES (coalesce($8, pg_catalog.gen_random_uuid()), $1, $2, $3, $4, $5, $6,"
-				  " $7::userlife.user_status, $9) RETURNING u",
-				  9, iargtypes, values, nulls, false, 0, SPI_OK_INSERT_RETURNING);
+/*
+ * register_user(partner, external_id, display_name, email, metadata, tags,
+ * status): a new user, or the re-enrollment of an allowed external_id.
+ */
+Datum
+userlife_register_user(PG_FUNCTION_ARGS)
+{
+	Registration r;
+	AccessScope scope;
+	UserRow		u;
+	Datum		result;
+
+	read_registration(fcinfo, &r);
+	AccessEnter(&scope, ACCESS_DEVELOPER, r.partner);
+	result = register_common_case(&scope, &r);
+	if (result == (Datum) 0)
+	{
+		if (r.external_id != NULL && fetch_user(r.partner, r.external_id, LOCK_UPDATE, &u))
+			result = reenroll_existing(&scope, &r, &u);
+		else
+			result = register_after_tombstone(&scope, &r);
 	}
-	result = first_column();
 	PG_RETURN_DATUM(finish_user_result(&scope, result));
 }
 

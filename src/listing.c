@@ -26,6 +26,10 @@
 #include "utils/timestamp.h"
 
 #include "userlife.h"
+#include "access.h"
+#include "catalog.h"
+#include "search.h"
+#include "util.h"
 
 PG_FUNCTION_INFO_V1(userlife_list_users);
 PG_FUNCTION_INFO_V1(userlife_count_users);

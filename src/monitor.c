@@ -45,7 +45,11 @@
 #include "utils/uuid.h"
 
 #include "userlife.h"
+#include "access.h"
+#include "catalog.h"
 #include "chain.h"
+#include "monitor.h"
+#include "util.h"
 
 PG_FUNCTION_INFO_V1(userlife_verify_partner_audit);
 

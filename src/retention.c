@@ -39,14 +39,21 @@
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "userlife.h"
-#include "webhooks.h"
+#include "access.h"
 #include "chain.h"
+#include "lifecycle.h"
+#include "monitor.h"
+#include "retention.h"
+#include "signature.h"
+#include "util.h"
+#include "webhooks.h"
 #include "writectx.h"
 
 PG_FUNCTION_INFO_V1(userlife_set_legal_hold);
@@ -67,6 +74,19 @@ typedef struct PurgePace
 	uint64		picked;			/* for the progress report */
 } PurgePace;
 
+
+static int	userlife_purge_rate_limit = 0;
+
+void
+RetentionInit(void)
+{
+	DefineCustomIntVariable("userlife.purge_rate_limit",
+							"Most users one purge_expired call removes per second.",
+							"The purge pauses between users to keep to it, so live traffic keeps "
+							"its share of the CPU; 0 purges as fast as it can.",
+							&userlife_purge_rate_limit, 0, 0, 1000000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+}
 
 /*
  * purge_user

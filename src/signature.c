@@ -48,6 +48,7 @@
 #include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -57,6 +58,10 @@
 #include "utils/timestamp.h"
 
 #include "userlife.h"
+#include "access.h"
+#include "lifecycle.h"
+#include "signature.h"
+#include "util.h"
 #include "writectx.h"
 
 PG_FUNCTION_INFO_V1(userlife_issue_api_key);
@@ -69,9 +74,9 @@ PG_FUNCTION_INFO_V1(userlife_canonical_body);
 #define MAC_BYTES 32
 #define SIGNATURE_SUFFIX "sid_request"
 
-int			userlife_signature_max_age_s = 300;
-bool		userlife_reject_replayed = true;
-bool		userlife_require_body_signature = false;
+static int	userlife_signature_max_age_s = 300;
+static bool userlife_reject_replayed = true;
+static bool userlife_require_body_signature = false;
 
 static Oid	hmac_oid = InvalidOid;
 static FmgrInfo hmac_finfo;
@@ -86,6 +91,26 @@ typedef enum SignatureVerdict
 	SIGNATURE_NO_BODY			/* signature_v2 required and missing */
 } SignatureVerdict;
 
+void
+SignatureInit(void)
+{
+	DefineCustomIntVariable("userlife.signature_max_age",
+							"Allowed clock skew of a signed request's timestamp, either side.",
+							NULL,
+							&userlife_signature_max_age_s, 300, 1, 24 * 3600,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomBoolVariable("userlife.reject_replayed_signatures",
+							 "Refuse a signature that was already accepted within its max age.",
+							 NULL,
+							 &userlife_reject_replayed, true,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("userlife.require_body_signature",
+							 "Signed requests must also carry a valid signature_v2 over their body.",
+							 "Without one, enrollee_request refuses the request; a signature_v2 "
+							 "that is sent must be valid either way.",
+							 &userlife_require_body_signature, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+}
 
 /*
  * load_hmac

@@ -41,6 +41,10 @@
 #include "utils/snapmgr.h"
 
 #include "userlife.h"
+#include "access.h"
+#include "catalog.h"
+#include "lifecycle.h"
+#include "util.h"
 
 PG_FUNCTION_INFO_V1(userlife_user_summary);
 

@@ -1,0 +1,37 @@
+/*-------------------------------------------------------------------------
+ *
+ * util.h
+ *		Argument checks, the SPI connection, kept plans and JSON helpers that
+ *		every SQL-callable function shares (util.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef USERLIFE_UTIL_H
+#define USERLIFE_UTIL_H
+
+#include "userlife.h"
+#include "fmgr.h"
+#include "executor/spi.h"
+#include "nodes/execnodes.h"
+
+extern void UtilInit(void);
+extern void UtilRetirePlans(void);
+
+/* arguments */
+extern char *UserlifeRequireText(FunctionCallInfo fcinfo, int argno, const char *argname);
+extern char *UserlifeOptionalText(FunctionCallInfo fcinfo, int argno);
+extern void UserlifeRequireArg(FunctionCallInfo fcinfo, int argno, const char *argname);
+extern void UserlifeCheckPartnerId(const char *partner);
+extern void UserlifeCheckExternalId(const char *external_id);
+extern void UserlifeCheckEmail(const char *email);
+
+/* SPI with a fixed search path, and plans prepared once per backend */
+extern void UserlifeSpiConnect(void);
+extern void UserlifeSpiFinish(void);
+extern SPIPlanPtr UserlifePreparePlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes);
+extern SPIPlanPtr UserlifePrepareCustomPlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes);
+extern void UserlifeRun(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
+						Datum *values, const char *nulls, bool read_only, long count, int expected);
+extern void UserlifeStoreCompositeRows(ReturnSetInfo *rsinfo);
+
+#endif							/* USERLIFE_UTIL_H */
