@@ -44,6 +44,7 @@
 #include "userlife.h"
 #include "access.h"
 #include "catalog.h"
+#include "lifecycle.h"
 #include "util.h"
 
 PG_FUNCTION_INFO_V1(userlife_bind_partner);
@@ -209,7 +210,6 @@ change_binding(FunctionCallInfo fcinfo, bool bind)
 	int			rc;
 	static SPIPlanPtr bind_plan = NULL;
 	static SPIPlanPtr unbind_plan = NULL;
-	static SPIPlanPtr partner_plan = NULL;
 
 	UserlifeRequireArg(fcinfo, 0, "role");
 	role = PG_GETARG_OID(0);
@@ -229,16 +229,7 @@ change_binding(FunctionCallInfo fcinfo, bool bind)
 	values[0] = ObjectIdGetDatum(role);
 	values[1] = CStringGetTextDatum(partner);
 	values[2] = bind ? CStringGetTextDatum(GetUserNameFromId(role, false)) : (Datum) 0;
-	rc = SPI_execute_plan(UserlifePreparePlan(&partner_plan,
-											  "SELECT 1 FROM userlife.partners p WHERE p.partner = $1",
-											  1, argtypes + 1),
-						  values + 1, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "partner lookup failed");
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("partner \"%s\" does not exist", partner)));
+	LifecycleRequirePartner(partner);
 	/* binding again refreshes the name: a renamed or stale binding is the role's now */
 	if (bind)
 		rc = SPI_execute_plan(UserlifePreparePlan(&bind_plan,

@@ -41,8 +41,6 @@
 #include "catalog/pg_am.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
-#include "common/cryptohash.h"
-#include "common/sha2.h"
 #include "commands/sequence.h"
 #include "executor/executor.h"
 #include "mb/pg_wchar.h"
@@ -55,6 +53,7 @@
 
 #include "userlife.h"
 #include "append.h"
+#include "chain.h"
 #include "catalog.h"
 
 typedef struct ColumnShape
@@ -486,8 +485,6 @@ AppendTombstoneExists(const char *partner, const char *external_id, bool *exists
 	IndexScanDesc scan;
 	ScanKeyData keys[2];
 	TupleTableSlot *slot;
-	pg_cryptohash_ctx *ctx;
-	uint8		digest[PG_SHA256_DIGEST_LENGTH];
 	bytea	   *digest_datum;
 	Snapshot	snapshot;
 
@@ -505,15 +502,7 @@ AppendTombstoneExists(const char *partner, const char *external_id, bool *exists
 	if (!OidIsValid(tombstone_index) || GetDatabaseEncoding() != PG_UTF8)
 		return false;
 
-	ctx = pg_cryptohash_create(PG_SHA256);
-	if (pg_cryptohash_init(ctx) < 0 ||
-		pg_cryptohash_update(ctx, (const uint8 *) external_id, strlen(external_id)) < 0 ||
-		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
-		elog(ERROR, "SHA-256 failed: %s", pg_cryptohash_error(ctx));
-	pg_cryptohash_free(ctx);
-	digest_datum = palloc(VARHDRSZ + sizeof(digest));
-	SET_VARSIZE(digest_datum, VARHDRSZ + sizeof(digest));
-	memcpy(VARDATA(digest_datum), digest, sizeof(digest));
+	digest_datum = ChainSha256(external_id, strlen(external_id));
 
 	rel = table_open(tombstone_relid, AccessShareLock);
 	index = index_open(tombstone_index, AccessShareLock);

@@ -41,8 +41,6 @@
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "commands/trigger.h"
-#include "common/cryptohash.h"
-#include "common/sha2.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
@@ -143,7 +141,6 @@ static MemoryContext pending_cxt = NULL;
 
 /* settings */
 static char *userlife_actor = NULL;
-static char *userlife_reason = NULL;
 static bool userlife_notify = true;
 static int	userlife_notify_interval_ms = 100;
 
@@ -167,11 +164,6 @@ AuditInit(void)
 							   "An operator email or service name; set it with SET LOCAL.",
 							   &userlife_actor, "",
 							   PGC_USERSET, 0, NULL, NULL, NULL);
-	DefineCustomStringVariable("userlife.reason",
-							   "Default reason when a function's reason argument is NULL.",
-							   NULL,
-							   &userlife_reason, "",
-							   PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("userlife.notify",
 							 "Send the userlife_events wake-up notification.",
 							 NULL,
@@ -185,21 +177,6 @@ AuditInit(void)
 	CacheRegisterRelcacheCallback(reset_attnums, (Datum) 0);
 	RegisterXactCallback(notify_xact_callback, NULL);
 	RegisterSubXactCallback(notify_subxact_callback, NULL);
-}
-
-/*
- * effective_reason
- *		The reason to record: the explicit one, else userlife.reason, else
- *		NULL.  An empty string counts as none.
- */
-static const char *
-effective_reason(const char *explicit_reason)
-{
-	if (explicit_reason != NULL && explicit_reason[0] != '\0')
-		return explicit_reason;
-	if (userlife_reason != NULL && userlife_reason[0] != '\0')
-		return userlife_reason;
-	return NULL;
 }
 
 static void
@@ -926,7 +903,7 @@ seal_registration(HeapTuple newtup, TupleDesc desc)
 	memset(&rec, 0, sizeof(rec));
 	diff_rows(&rec, desc, NULL, newtup);
 	fill_identity(&rec, newtup, desc, reenroll ? "reenroll" : "register");
-	rec.reason = effective_reason(w ? w->reason : NULL);
+	rec.reason = UserlifeEffectiveReason(w ? w->reason : NULL);
 	user_id = col(newtup, desc, COL_USER_ID, &isnull);
 
 	/* a re-enrolled tombstone keeps its user_id, so its chain goes on */
@@ -1011,8 +988,9 @@ refuse_identity_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup)
 
 /*
  * check_status_change
- *		Enforces userlife.transitions (or, for 'deleted', the lifecycle
- *		functions) and returns the reason to record for the change.
+ *		Returns the reason to record for a status change.  A direct
+ *		statement's change is checked here against the rules; a userlife
+ *		function's was checked by the function before it wrote.
  */
 static const char *
 check_status_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup,
@@ -1020,10 +998,9 @@ check_status_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup,
 {
 	const WriteFrame *w = WriteCtxCurrent();
 	const char *reason;
-	bool		requires_reason = false;
 
 	if (w)
-		reason = effective_reason(w->reason);
+		reason = UserlifeEffectiveReason(w->reason);
 	else
 	{
 		bool		onull,
@@ -1032,33 +1009,15 @@ check_status_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup,
 		Datum		n = col(newtup, desc, COL_STATUS_REASON, &nnull);
 
 		if (!values_equal(desc, attnums[COL_STATUS_REASON], o, onull, n, nnull) && !nnull)
-			reason = effective_reason(TextDatumGetCString(n));
+			reason = UserlifeEffectiveReason(TextDatumGetCString(n));
 		else
-			reason = effective_reason(NULL);
+			reason = UserlifeEffectiveReason(NULL);
 	}
 
-	if (w && w->lifecycle_path)
+	/* a function's statement: the function checked the change before it wrote */
+	if (w)
 		return reason;
-	if (from == USER_DELETED || to == USER_DELETED)
-		ereport_as_caller(ERROR,
-				(errcode(ERRCODE_USERLIFE_TRANSITION),
-				 errmsg("status transition from %s to %s is not allowed",
-						UserStatusNames[from], UserStatusNames[to]),
-				 errdetail("A user enters status deleted only through delete_user and leaves it only through restore_user or re-enrollment."),
-				 to == USER_DELETED ? errhint("Use userlife.delete_user().") : 0));
-	if (!LifecycleTransitionAllowed(from, to, &requires_reason))
-		ereport_as_caller(ERROR,
-				(errcode(ERRCODE_USERLIFE_TRANSITION),
-				 errmsg("status transition from %s to %s is not allowed",
-						UserStatusNames[from], UserStatusNames[to]),
-				 errdetail("userlife.transitions has no rule from %s to %s.",
-						   UserStatusNames[from], UserStatusNames[to])));
-	if (requires_reason && reason == NULL)
-		ereport_as_caller(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a reason is required for the transition from %s to %s",
-						UserStatusNames[from], UserStatusNames[to]),
-				 errhint("Pass a reason or set userlife.reason.")));
+	LifecycleCheckTransition(from, to, reason != NULL);
 	return reason;
 }
 
@@ -1104,11 +1063,9 @@ guard_insert(TriggerData *trigdata, TupleDesc desc)
 	require_identity(newtup, desc);
 	status = UserlifeStatusFromDatum(col(newtup, desc, COL_STATUS, &isnull));
 
-	if (!lifecycle && status != USER_ACTIVE && status != USER_INACTIVE && status != USER_FLAGGED)
-		ereport_as_caller(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a new user cannot have status %s", UserStatusNames[status]),
-				 errdetail("New users are active, inactive or flagged.")));
+	/* register_user and import_users checked the status before they wrote */
+	if (w == NULL)
+		LifecycleCheckNewStatus(status);
 
 	(void) col(newtup, desc, COL_EXTERNAL_ID, &isnull);
 	if (isnull)
@@ -1223,7 +1180,7 @@ guard_update(TriggerData *trigdata, TupleDesc desc)
 	if (from != to)
 		rec.reason = status_reason;
 	else
-		rec.reason = effective_reason(w ? w->reason : NULL);
+		rec.reason = UserlifeEffectiveReason(w ? w->reason : NULL);
 
 	user_id = col(oldtup, desc, COL_USER_ID, &isnull);
 	o = col(oldtup, desc, COL_AUDIT_HEAD, &onull);
@@ -1270,7 +1227,7 @@ guard_delete(TriggerData *trigdata, TupleDesc desc)
 
 	memset(&rec, 0, sizeof(rec));
 	fill_identity(&rec, oldtup, desc, (w && w->action) ? w->action : "erase");
-	rec.reason = effective_reason(w ? w->reason : NULL);
+	rec.reason = UserlifeEffectiveReason(w ? w->reason : NULL);
 	rec.nchanged = 0;
 	rec.old_values = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	rec.new_values = rec.old_values;
@@ -1336,7 +1293,7 @@ userlife_users_audit_insert(PG_FUNCTION_ARGS)
 		memset(&rec, 0, sizeof(rec));
 		diff_rows(&rec, desc, NULL, newtup);
 		fill_identity(&rec, newtup, desc, reenroll ? "reenroll" : "register");
-		rec.reason = effective_reason(w ? w->reason : NULL);
+		rec.reason = UserlifeEffectiveReason(w ? w->reason : NULL);
 		if (reenroll)
 			load_chain_head(&rec, user_id);
 		seal_row(&rec, user_id, !reenroll, NULL);

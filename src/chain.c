@@ -351,6 +351,16 @@ ChainHashToBytea(const uint8 *h)
 	return b;
 }
 
+/* ChainSha256: the SHA-256 of len bytes, as a bytea */
+bytea *
+ChainSha256(const void *data, size_t len)
+{
+	uint8		h[CHAIN_HASH_LEN];
+
+	sha256_bytes(NULL, data, len, h);
+	return ChainHashToBytea(h);
+}
+
 bool
 ChainHashFromBytea(Datum d, uint8 *h)
 {

@@ -60,6 +60,7 @@ extern int16 ChainWriteVersion(void);
 extern bool ChainNeedsKey(const AuditRecord *rec);
 extern bool ChainComputeRowHash(AuditRecord *rec);
 extern bytea *ChainHashToBytea(const uint8 *h);
+extern bytea *ChainSha256(const void *data, size_t len);
 extern bool ChainHashFromBytea(Datum d, uint8 *h);
 
 extern void ChainNewUserKey(uint8 *key);

@@ -247,6 +247,61 @@ LifecycleTransitionAllowed(UserStatus from, UserStatus to, bool *requires_reason
 }
 
 /*
+ * LifecycleCheckTransition
+ *		The one check of a status change: UL001 when it enters or leaves
+ *		deleted (only delete_user, restore_user and re-enrollment may, and
+ *		they do not ask) or userlife.transitions has no rule for it, 22023
+ *		when the rule needs a reason and there is none.
+ */
+void
+LifecycleCheckTransition(UserStatus from, UserStatus to, bool has_reason)
+{
+	bool		requires_reason = false;
+
+	if (from == USER_DELETED || to == USER_DELETED)
+		ereport(ERROR,
+				(errcode(ERRCODE_USERLIFE_TRANSITION),
+				 errmsg("status transition from %s to %s is not allowed",
+						UserStatusNames[from], UserStatusNames[to]),
+				 errdetail("A user enters status deleted only through delete_user and leaves it only through restore_user or re-enrollment."),
+				 to == USER_DELETED ? errhint("Use userlife.delete_user().") : 0));
+	if (!LifecycleTransitionAllowed(from, to, &requires_reason))
+		ereport(ERROR,
+				(errcode(ERRCODE_USERLIFE_TRANSITION),
+				 errmsg("status transition from %s to %s is not allowed",
+						UserStatusNames[from], UserStatusNames[to]),
+				 errdetail("userlife.transitions has no rule from %s to %s.",
+						   UserStatusNames[from], UserStatusNames[to])));
+	if (requires_reason && !has_reason)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a reason is required for the transition from %s to %s",
+						UserStatusNames[from], UserStatusNames[to]),
+				 errhint("Pass a reason or set userlife.reason.")));
+}
+
+/*
+ * allowed_from
+ *		The statuses, as a text[], from which the rules let a user move to
+ *		to, given whether there is a reason: what LifecycleCheckTransition
+ *		passes, so that one UPDATE can check and write.
+ */
+static Datum
+allowed_from(UserStatus to, bool has_reason)
+{
+	Datum		elems[USER_STATUS_COUNT];
+	int			n = 0;
+	int			from;
+
+	if (!rules_valid)
+		load_rules();
+	for (from = 0; from < USER_STATUS_COUNT; from++)
+		if (rule_allowed[from][to] && (has_reason || !rule_reason[from][to]))
+			elems[n++] = CStringGetTextDatum(UserStatusNames[from]);
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
  * transitions_changed: trigger on userlife.transitions.  Per statement it
  * invalidates every backend's rule cache; per row (BEFORE INSERT) it turns
  * the insert of an existing rule into an update of its requires_reason, so
@@ -491,6 +546,22 @@ run_user_update(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
 	if (SPI_processed == 0)
 		return (Datum) 0;
 	return first_column();
+}
+
+/*
+ * update_user_row
+ *		run_user_update for a row the caller has locked: an UPDATE that
+ *		changes nothing is an internal error, named after what it did.
+ */
+static Datum
+update_user_row(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
+				Datum *values, const char *nulls, const char *what)
+{
+	Datum		result = run_user_update(cache, sql, nargs, argtypes, values, nulls);
+
+	if (result == (Datum) 0)
+		elog(ERROR, "%s changed no row", what);
+	return result;
 }
 
 /*------------------------------------------------------------------------
@@ -806,7 +877,7 @@ reenroll_existing(AccessScope *scope, Registration *r, UserRow *u)
 		require_email_free(r->partner, r->email, u->user_id, true);
 	r->values[7] = u->user_id;
 	WriteCtxBegin(scope->caller, NULL, "reenroll", WRITE_LIFECYCLE);
-	result = run_user_update(&plan,
+	result = update_user_row(&plan,
 							 "UPDATE userlife.users u SET display_name = $3, email = $4,"
 							 " metadata = $5, tags = $6, status = 'active', suspended_until = NULL,"
 							 " enrollment_count = u.enrollment_count + 1, verified_at = NULL,"
@@ -814,9 +885,7 @@ reenroll_existing(AccessScope *scope, Registration *r, UserRow *u)
 							 " allow_new_enroll = false "
 							 "WHERE u.user_id = $8 AND u.partner = $1 AND u.external_id = $2 "
 							 "RETURNING u",
-							 8, registration_argtypes, r->values, r->nulls);
-	if (result == (Datum) 0)
-		elog(ERROR, "re-enrollment changed no row");
+							 8, registration_argtypes, r->values, r->nulls, "re-enrollment");
 	return result;
 }
 
@@ -1165,12 +1234,10 @@ userlife_mark_verified(PG_FUNCTION_ARGS)
 	values[0] = u.user_id;
 	values[1] = PG_GETARG_DATUM(2);
 	WriteCtxBegin(scope.caller, NULL, "verify", WRITE_PLAIN);
-	result = run_user_update(&plan,
+	result = update_user_row(&plan,
 							 "UPDATE userlife.users u SET verified_at = pg_catalog.now(),"
 							 " verified_attributes = $2 WHERE u.user_id = $1 RETURNING u",
-							 2, argtypes, values, NULL);
-	if (result == (Datum) 0)
-		elog(ERROR, "verification changed no row");
+							 2, argtypes, values, NULL, "verification");
 	PG_RETURN_DATUM(finish_user_result(&scope, result));
 }
 
@@ -1192,9 +1259,10 @@ LifecycleChangeStatus(Oid caller, const char *partner, const char *external_id,
 {
 	static SPIPlanPtr plan = NULL;
 	UserRow		u;
-	Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Oid			argtypes[5] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTARRAYOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	bool		has_reason = UserlifeEffectiveReason(reason) != NULL;
 	Datum		result;
 
 	if (status == USER_DELETED)
@@ -1217,20 +1285,37 @@ LifecycleChangeStatus(Oid caller, const char *partner, const char *external_id,
 	values[2] = CStringGetTextDatum(UserStatusNames[status]);
 	values[3] = has_until ? TimestampTzGetDatum(until) : (Datum) 0;
 	nulls[3] = has_until ? ' ' : 'n';
+	values[4] = allowed_from(status, has_reason);
+
+	/*
+	 * The rule is checked before the write, by the UPDATE itself: it changes
+	 * the row only from a status the rules allow (with the reason given).
+	 * When it changes nothing, the user is missing, already has the status,
+	 * or the rules refuse the change from the status it has now; should
+	 * that status have changed meanwhile to one they allow, the UPDATE is
+	 * tried again.
+	 */
 	WriteCtxBegin(caller, reason, NULL, WRITE_PLAIN);
-	result = run_user_update(&plan,
-							 "UPDATE userlife.users u SET status = $3::userlife.user_status,"
-							 " suspended_until = $4 "
-							 "WHERE u.partner = $1 AND u.external_id = $2"
-							 " AND u.status <> $3::userlife.user_status RETURNING u",
-							 4, argtypes, values, nulls);
-	WriteCtxEnd();
-	if (result == (Datum) 0)
+	for (;;)
 	{
-		/* the user already has that status, or does not exist */
+		result = run_user_update(&plan,
+								 "UPDATE userlife.users u SET status = $3::userlife.user_status,"
+								 " suspended_until = $4 "
+								 "WHERE u.partner = $1 AND u.external_id = $2"
+								 " AND u.status::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($5)"
+								 " RETURNING u",
+								 5, argtypes, values, nulls);
+		if (result != (Datum) 0)
+			break;
 		require_user(partner, external_id, LOCK_NONE, &u);
-		result = SPI_datumTransfer(u.row, false, -1);
+		if (u.status == status)
+		{
+			result = SPI_datumTransfer(u.row, false, -1);
+			break;
+		}
+		LifecycleCheckTransition(u.status, status, has_reason);
 	}
+	WriteCtxEnd();
 	return result;
 }
 
@@ -1576,12 +1661,10 @@ userlife_restore_user(PG_FUNCTION_ARGS)
 				 errdetail("The user's retention period has ended; it is due for purge.")));
 	values[0] = u.user_id;
 	WriteCtxBegin(scope.caller, UserlifeOptionalText(fcinfo, 2), "restore", WRITE_LIFECYCLE);
-	result = run_user_update(&plan,
+	result = update_user_row(&plan,
 							 "UPDATE userlife.users u SET status = 'inactive', deleted_at = NULL,"
 							 " purge_after = NULL WHERE u.user_id = $1 RETURNING u",
-							 1, argtypes, values, NULL);
-	if (result == (Datum) 0)
-		elog(ERROR, "restore changed no row");
+							 1, argtypes, values, NULL, "restore");
 	PG_RETURN_DATUM(finish_user_result(&scope, result));
 }
 

@@ -17,6 +17,7 @@
 
 extern void LifecycleInit(void);
 extern bool LifecycleTransitionAllowed(UserStatus from, UserStatus to, bool *requires_reason);
+extern void LifecycleCheckTransition(UserStatus from, UserStatus to, bool has_reason);
 extern void UserlifeUserNotFound(const char *partner, const char *external_id) pg_attribute_noreturn();
 extern Datum UserlifeGetUserRow(const char *partner, const char *external_id);
 

@@ -540,21 +540,6 @@ drop_delivered_events(void)
 	return (int64) SPI_processed;
 }
 
-static void
-push_count(JsonbParseState **state, const char *key, int64 value)
-{
-	JsonbValue	k;
-	JsonbValue	v;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	pushJsonbValue(state, WJB_KEY, &k);
-	v.type = jbvNumeric;
-	v.val.numeric = DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(value)));
-	pushJsonbValue(state, WJB_VALUE, &v);
-}
-
 /*
  * run_maintenance(batch_size): ends due suspensions, purges expired users,
  * drops delivered events older than 7 days, remembered signatures whose
@@ -595,21 +580,20 @@ userlife_run_maintenance(PG_FUNCTION_ARGS)
 	WebhooksMaintenance(&attempts_dropped, &deliveries_dropped, &endpoints_disabled);
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	push_count(&state, "suspensions_ended", suspensions);
-	push_count(&state, "users_purged", purged);
-	push_count(&state, "purge_failed", purge_failed);
-	push_count(&state, "events_dropped", events);
-	push_count(&state, "signatures_forgotten", signatures);
-	push_count(&state, "bindings_dropped", bindings);
-	push_count(&state, "webhook_attempts_dropped", attempts_dropped);
-	push_count(&state, "webhook_deliveries_dropped", deliveries_dropped);
-	push_count(&state, "webhook_endpoints_disabled", endpoints_disabled);
+	UserlifePushKeyInt8(&state, "suspensions_ended", suspensions);
+	UserlifePushKeyInt8(&state, "users_purged", purged);
+	UserlifePushKeyInt8(&state, "purge_failed", purge_failed);
+	UserlifePushKeyInt8(&state, "events_dropped", events);
+	UserlifePushKeyInt8(&state, "signatures_forgotten", signatures);
+	UserlifePushKeyInt8(&state, "bindings_dropped", bindings);
+	UserlifePushKeyInt8(&state, "webhook_attempts_dropped", attempts_dropped);
+	UserlifePushKeyInt8(&state, "webhook_deliveries_dropped", deliveries_dropped);
+	UserlifePushKeyInt8(&state, "webhook_endpoints_disabled", endpoints_disabled);
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	built = JsonbValueToJsonb(res);
 	MonitorRecordMaintenance(scope.caller, started, batch_size, built);
 	MonitorProgressEnd(progress);
-	result = (Jsonb *) SPI_palloc(VARSIZE(built));
-	memcpy(result, built, VARSIZE(built));
+	result = UserlifeJsonbOutOfSpi(built);
 	AccessLeave(&scope);
 	PG_RETURN_JSONB_P(result);
 }

@@ -28,6 +28,8 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/numeric.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
@@ -39,12 +41,35 @@
 static List *plan_slots = NIL;
 static List *retired_plans = NIL;
 
+/* userlife.reason: the reason recorded when a function is given none */
+static char *userlife_reason = NULL;
+
 static void free_retired_plans(XactEvent event, void *arg);
 
 void
 UtilInit(void)
 {
+	DefineCustomStringVariable("userlife.reason",
+							   "Default reason when a function's reason argument is NULL.",
+							   NULL,
+							   &userlife_reason, "",
+							   PGC_USERSET, 0, NULL, NULL, NULL);
 	RegisterXactCallback(free_retired_plans, NULL);
+}
+
+/*
+ * UserlifeEffectiveReason
+ *		The reason to record: the explicit one, else userlife.reason, else
+ *		NULL.  An empty string counts as none.
+ */
+const char *
+UserlifeEffectiveReason(const char *explicit_reason)
+{
+	if (explicit_reason != NULL && explicit_reason[0] != '\0')
+		return explicit_reason;
+	if (userlife_reason != NULL && userlife_reason[0] != '\0')
+		return userlife_reason;
+	return NULL;
 }
 
 /*
@@ -282,16 +307,16 @@ UserlifeCheckEmail(const char *email)
 }
 
 /*
- * UserlifePreparePlan
- *		Prepares a statement once per backend and keeps it.  Must be called
- *		between UserlifeSpiConnect and UserlifeSpiFinish.
+ * prepare_plan
+ *		Prepares a statement once per backend, with the given cursor options,
+ *		and keeps it in *cache.
  */
-SPIPlanPtr
-UserlifePreparePlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+static SPIPlanPtr
+prepare_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes, int options)
 {
 	if (*cache == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, options);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
@@ -299,6 +324,17 @@ UserlifePreparePlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes
 		keep_plan(cache, plan);
 	}
 	return *cache;
+}
+
+/*
+ * UserlifePreparePlan
+ *		Prepares a statement once per backend and keeps it.  Must be called
+ *		between UserlifeSpiConnect and UserlifeSpiFinish.
+ */
+SPIPlanPtr
+UserlifePreparePlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+{
+	return prepare_plan(cache, sql, nargs, argtypes, 0);
 }
 
 /*
@@ -312,16 +348,7 @@ UserlifePreparePlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes
 SPIPlanPtr
 UserlifePrepareCustomPlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 {
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_CUSTOM_PLAN);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-				 SPI_result_code_string(SPI_result));
-		keep_plan(cache, plan);
-	}
-	return *cache;
+	return prepare_plan(cache, sql, nargs, argtypes, CURSOR_OPT_CUSTOM_PLAN);
 }
 
 /*
@@ -391,4 +418,70 @@ UserlifeSpiFinish(void)
 {
 	PopOverrideSearchPath();
 	SPI_finish();
+}
+
+/*
+ * UserlifePushKey
+ *		Pushes an object key onto a jsonb being built; the key is not
+ *		copied, and must live until the jsonb is made.
+ */
+void
+UserlifePushKey(JsonbParseState **state, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(state, WJB_KEY, &k);
+}
+
+/* UserlifePushKeyValue: a key and its value */
+void
+UserlifePushKeyValue(JsonbParseState **state, const char *key, JsonbValue *v)
+{
+	UserlifePushKey(state, key);
+	pushJsonbValue(state, WJB_VALUE, v);
+}
+
+/* UserlifePushKeyString: a key and a string value, or null when value is NULL */
+void
+UserlifePushKeyString(JsonbParseState **state, const char *key, const char *value)
+{
+	JsonbValue	v;
+
+	if (value == NULL)
+		v.type = jbvNull;
+	else
+	{
+		v.type = jbvString;
+		v.val.string.val = (char *) value;
+		v.val.string.len = strlen(value);
+	}
+	UserlifePushKeyValue(state, key, &v);
+}
+
+/* UserlifePushKeyInt8: a key and an integer value */
+void
+UserlifePushKeyInt8(JsonbParseState **state, const char *key, int64 value)
+{
+	JsonbValue	v;
+
+	v.type = jbvNumeric;
+	v.val.numeric = int64_to_numeric(value);
+	UserlifePushKeyValue(state, key, &v);
+}
+
+/*
+ * UserlifeJsonbOutOfSpi
+ *		A copy of a jsonb built in SPI memory, in the memory of the
+ *		function's caller, which outlives UserlifeSpiFinish.
+ */
+Jsonb *
+UserlifeJsonbOutOfSpi(Jsonb *built)
+{
+	Jsonb	   *result = (Jsonb *) SPI_palloc(VARSIZE(built));
+
+	memcpy(result, built, VARSIZE(built));
+	return result;
 }

@@ -13,6 +13,7 @@
 #include "fmgr.h"
 #include "executor/spi.h"
 #include "nodes/execnodes.h"
+#include "utils/jsonb.h"
 
 extern void UtilInit(void);
 extern void UtilRetirePlans(void);
@@ -24,6 +25,7 @@ extern void UserlifeRequireArg(FunctionCallInfo fcinfo, int argno, const char *a
 extern void UserlifeCheckPartnerId(const char *partner);
 extern void UserlifeCheckExternalId(const char *external_id);
 extern void UserlifeCheckEmail(const char *email);
+extern const char *UserlifeEffectiveReason(const char *explicit_reason);
 
 /* SPI with a fixed search path, and plans prepared once per backend */
 extern void UserlifeSpiConnect(void);
@@ -33,5 +35,12 @@ extern SPIPlanPtr UserlifePrepareCustomPlan(SPIPlanPtr *cache, const char *sql, 
 extern void UserlifeRun(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
 						Datum *values, const char *nulls, bool read_only, long count, int expected);
 extern void UserlifeStoreCompositeRows(ReturnSetInfo *rsinfo);
+
+/* building jsonb results */
+extern void UserlifePushKey(JsonbParseState **state, const char *key);
+extern void UserlifePushKeyValue(JsonbParseState **state, const char *key, JsonbValue *v);
+extern void UserlifePushKeyString(JsonbParseState **state, const char *key, const char *value);
+extern void UserlifePushKeyInt8(JsonbParseState **state, const char *key, int64 value);
+extern Jsonb *UserlifeJsonbOutOfSpi(Jsonb *built);
 
 #endif							/* USERLIFE_UTIL_H */
