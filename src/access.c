@@ -325,6 +325,8 @@ AccessDropStaleBindings(void)
 {
 	static SPIPlanPtr plan = NULL;
 
+	Assert(AccessIsEntered());
+
 	UserlifeRun(&plan,
 				"DELETE FROM userlife.partner_bindings b WHERE NOT (" USERLIFE_BINDING_LIVE ")",
 				0, NULL, NULL, NULL, false, 0, SPI_OK_DELETE);

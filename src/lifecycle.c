@@ -527,6 +527,7 @@ LifecycleCheckTags(ArrayType *tags)
 static Datum
 finish_user_result(AccessScope *scope, Datum row)
 {
+	Assert(AccessIsEntered());
 	WriteCtxEnd();
 	AccessLeave(scope);
 	return row;
@@ -984,6 +985,8 @@ LifecycleAllowReenroll(Oid caller, const char *partner, const char *external_id,
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, BOOLOID};
 	Datum		values[3];
 
+	Assert(AccessIsEntered());
+
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(external_id);
 	values[2] = BoolGetDatum(allow);
@@ -1265,6 +1268,8 @@ LifecycleChangeStatus(Oid caller, const char *partner, const char *external_id,
 	bool		has_reason = UserlifeEffectiveReason(reason) != NULL;
 	Datum		result;
 
+	Assert(AccessIsEntered());
+
 	if (status == USER_DELETED)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1384,6 +1389,8 @@ LifecycleSetFraudFlag(Oid caller, const char *partner, const char *external_id,
 	Datum		values[3];
 	Datum		result;
 
+	Assert(AccessIsEntered());
+
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(external_id);
 	values[2] = BoolGetDatum(is_fraudulent);
@@ -1482,6 +1489,8 @@ LifecycleDelete(Oid caller, const char *partner, const char *external_id, const 
 	UserRow		u;
 	Datum		result = (Datum) 0;
 	bool		found;
+
+	Assert(AccessIsEntered());
 
 	WriteCtxBegin(caller, reason, "delete", WRITE_LIFECYCLE);
 	if (!soft_delete(partner, external_id, &result, &found))

@@ -136,6 +136,8 @@ MonitorRecordMaintenance(Oid caller, TimestampTz started, int32 batch_size, Json
 	Oid			argtypes[5] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, INT4OID, JSONBOID};
 	Datum		values[5];
 
+	Assert(AccessIsEntered());
+
 	if (!OidIsValid(get_relname_relid("maintenance_log", get_rel_namespace(UserlifeUsersRelid()))))
 		return;
 	values[0] = TimestampTzGetDatum(started);

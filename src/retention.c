@@ -102,6 +102,8 @@ purge_user(Oid caller, Datum user_id, const char *action, const char *reason)
 	Oid			argtypes[2] = {UUIDOID, BYTEAOID};
 	Datum		values[2] = {user_id, (Datum) 0};
 
+	Assert(AccessIsEntered());
+
 	WriteCtxBegin(caller, reason, action, WRITE_LIFECYCLE);
 	/*
 	 * The tombstone first: it reads what the delete removes.  It keeps a
@@ -355,6 +357,8 @@ purge_expired(Oid caller, int32 batch_size, int64 *purged, int64 *failed)
 	MemoryContext cxt;
 	PurgePace	pace;
 	int			p;
+
+	Assert(AccessIsEntered());
 
 	*purged = 0;
 	*failed = 0;

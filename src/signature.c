@@ -485,6 +485,8 @@ check_signature(const char *partner, const char *signature, const char *signed_a
 	bool		match;
 	bool		match_v2;
 
+	Assert(AccessIsEntered());
+
 	check_environment(environment);
 	load_hmac();
 	now = GetCurrentTimestamp();
