@@ -9,6 +9,12 @@
 #ifndef USERLIFE_APPEND_H
 #define USERLIFE_APPEND_H
 
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "executor/tuptable.h"
+#include "storage/lockdefs.h"
+#include "utils/relcache.h"
+
 /* columns of userlife.audit and userlife.events, 0-based */
 #define AUDIT_NATTS					17
 #define AUDIT_ATT_AUDIT_ID			0
@@ -21,7 +27,18 @@
 /* builds an event's payload once its audit row's id is known */
 typedef Datum (*AppendPayloadFn) (int64 audit_id, const void *arg);
 
+/* a scan of one user's rows through an index whose first column is user_id */
+typedef struct UserScan
+{
+	Relation	index;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	ScanKeyData key;
+} UserScan;
+
 extern void AppendInit(void);
+extern void AppendUserScanBegin(UserScan *us, Relation rel, Oid indexid, Datum user_id);
+extern void AppendUserScanEnd(UserScan *us, LOCKMODE lockmode);
 extern bool AppendSearchDocument(Datum user_id, Datum partner, Datum document);
 extern bool AppendAuditKey(Datum user_id, Datum key);
 extern bool AppendAuditAndEvent(Datum *audit_values, bool *audit_nulls,

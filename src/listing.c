@@ -191,6 +191,27 @@ count_matching(UserFilter *f)
 }
 
 /*
+ * select_page
+ *		Runs the page query of list_users and users_page: the select list
+ *		over the users that match the filter, in registration order, $8 of
+ *		them from $9 on.
+ */
+static void
+select_page(UserFilter *f, const char *select_list, const char *what)
+{
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT %s FROM userlife.users u WHERE %s "
+					 "ORDER BY u.created_at, u.user_id LIMIT $8 OFFSET $9",
+					 select_list, f->where.data);
+	if (SPI_execute_with_args(sql.data, NUM_PARAMS, (Oid *) param_types, f->values, f->nulls,
+							  true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "%s query failed", what);
+}
+
+/*
  * list_users(partner, status, search, created_after, created_before, tag,
  * page_size, after_user, page_offset): ordered by (created_at, user_id).
  */
@@ -201,7 +222,6 @@ userlife_list_users(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	AccessScope scope;
 	UserFilter	f;
-	StringInfoData sql;
 	int32		page_size;
 
 	UserlifeCheckPartnerId(partner);
@@ -245,14 +265,7 @@ userlife_list_users(PG_FUNCTION_ARGS)
 	f.values[P_OFFSET] = Int32GetDatum(offset_arg(fcinfo, 8));
 	f.nulls[P_OFFSET] = ' ';
 
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "SELECT u FROM userlife.users u WHERE %s "
-					 "ORDER BY u.created_at, u.user_id LIMIT $8 OFFSET $9",
-					 f.where.data);
-	if (SPI_execute_with_args(sql.data, NUM_PARAMS, (Oid *) param_types, f.values, f.nulls,
-							  true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "list_users query failed");
+	select_page(&f, "u", "list_users");
 	UserlifeStoreCompositeRows(rsinfo);
 	AccessLeave(&scope);
 	return (Datum) 0;
@@ -295,7 +308,6 @@ userlife_users_page(PG_FUNCTION_ARGS)
 	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
 	AccessScope scope;
 	UserFilter	f;
-	StringInfoData sql;
 	int32		limit;
 	int32		offset;
 	int64		total;
@@ -318,16 +330,8 @@ userlife_users_page(PG_FUNCTION_ARGS)
 	f.nulls[P_LIMIT] = ' ';
 	f.values[P_OFFSET] = Int32GetDatum(offset);
 	f.nulls[P_OFFSET] = ' ';
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "SELECT u.user_id::pg_catalog.text, u.external_id, u.display_name, u.email,"
-					 " u.status::pg_catalog.text, u.created_at, u.updated_at "
-					 "FROM userlife.users u WHERE %s "
-					 "ORDER BY u.created_at, u.user_id LIMIT $8 OFFSET $9",
-					 f.where.data);
-	if (SPI_execute_with_args(sql.data, NUM_PARAMS, (Oid *) param_types, f.values, f.nulls,
-							  true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "users_page query failed");
+	select_page(&f, "u.user_id::pg_catalog.text, u.external_id, u.display_name, u.email,"
+				" u.status::pg_catalog.text, u.created_at, u.updated_at", "users_page");
 	rows = SPI_processed;
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);

@@ -42,6 +42,7 @@
 
 #include "userlife.h"
 #include "access.h"
+#include "append.h"
 #include "catalog.h"
 #include "lifecycle.h"
 #include "util.h"
@@ -110,10 +111,7 @@ scan_user_rows(const char *relname, const char *indexname, Datum user_id,
 {
 	Relation	rel = table_open(UserlifeRelid(relname), AccessShareLock);
 	Oid			indexid = user_index(rel, indexname);
-	Relation	index;
-	IndexScanDesc scan;
-	ScanKeyData key;
-	TupleTableSlot *slot;
+	UserScan	us;
 	int			i;
 
 	for (i = 0; OidIsValid(indexid) && columns[i] != NULL; i++)
@@ -124,19 +122,13 @@ scan_user_rows(const char *relname, const char *indexname, Datum user_id,
 		table_close(rel, AccessShareLock);
 		return false;
 	}
-	index = index_open(indexid, AccessShareLock);
-	slot = table_slot_create(rel, NULL);
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_UUID_EQ, user_id);
-	scan = index_beginscan(rel, index, GetActiveSnapshot(), 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
-	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	AppendUserScanBegin(&us, rel, indexid, user_id);
+	while (index_getnext_slot(us.scan, ForwardScanDirection, us.slot))
 	{
 		CHECK_FOR_INTERRUPTS();
-		visit(slot, arg);
+		visit(us.slot, arg);
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(index, AccessShareLock);
+	AppendUserScanEnd(&us, AccessShareLock);
 	table_close(rel, AccessShareLock);
 	return true;
 }
