@@ -1249,12 +1249,18 @@ userlife_mark_verified(PG_FUNCTION_ARGS)
  *------------------------------------------------------------------------
  */
 
+/* set_status's UPDATE: only from a status the rules allow ($5, allowed_from) */
+#define CHANGE_STATUS_SQL \
+	"UPDATE userlife.users u SET status = $3::userlife.user_status, suspended_until = $4 " \
+	"WHERE u.partner = $1 AND u.external_id = $2" \
+	" AND u.status::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($5) RETURNING u"
+
 /*
  * LifecycleChangeStatus
  *		Moves a user to another status (not deleted), as the transition
  *		rules allow; returns the row after the change, or as it is when it
- *		already has that status.  One UPDATE in the common case: the users
- *		trigger applies the rules.
+ *		already has that status.  One UPDATE in the common case, which
+ *		changes the row only as the transition rules allow.
  */
 Datum
 LifecycleChangeStatus(Oid caller, const char *partner, const char *external_id,
@@ -1295,30 +1301,28 @@ LifecycleChangeStatus(Oid caller, const char *partner, const char *external_id,
 	/*
 	 * The rule is checked before the write, by the UPDATE itself: it changes
 	 * the row only from a status the rules allow (with the reason given).
-	 * When it changes nothing, the user is missing, already has the status,
-	 * or the rules refuse the change from the status it has now; should
-	 * that status have changed meanwhile to one they allow, the UPDATE is
-	 * tried again.
+	 * When it changes nothing, the user is missing, already has the status
+	 * (the row is returned as it is), or the rules refuse the change from
+	 * the status it has.  The plain read sees the statement's snapshot,
+	 * which may be older than the row the UPDATE saw: a verdict is only
+	 * given on the row's last version, read and locked, and a change the
+	 * rules allow from there is written then.
 	 */
 	WriteCtxBegin(caller, reason, NULL, WRITE_PLAIN);
-	for (;;)
+	result = run_user_update(&plan, CHANGE_STATUS_SQL, 5, argtypes, values, nulls);
+	if (result == (Datum) 0)
 	{
-		result = run_user_update(&plan,
-								 "UPDATE userlife.users u SET status = $3::userlife.user_status,"
-								 " suspended_until = $4 "
-								 "WHERE u.partner = $1 AND u.external_id = $2"
-								 " AND u.status::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($5)"
-								 " RETURNING u",
-								 5, argtypes, values, nulls);
-		if (result != (Datum) 0)
-			break;
 		require_user(partner, external_id, LOCK_NONE, &u);
+		if (u.status != status)
+			require_user(partner, external_id, LOCK_UPDATE, &u);
 		if (u.status == status)
-		{
 			result = SPI_datumTransfer(u.row, false, -1);
-			break;
+		else
+		{
+			LifecycleCheckTransition(u.status, status, has_reason);
+			result = update_user_row(&plan, CHANGE_STATUS_SQL, 5, argtypes, values, nulls,
+									 "status change");
 		}
-		LifecycleCheckTransition(u.status, status, has_reason);
 	}
 	WriteCtxEnd();
 	return result;
