@@ -6,6 +6,8 @@ MODULE_big = userlife
 OBJS = \
 	src/userlife.o \
 	src/access.o \
+	src/catalog.o \
+	src/util.o \
 	src/append.o \
 	src/audit.o \
 	src/chain.o \

@@ -43,6 +43,10 @@
 #include "utils/syscache.h"
 
 #include "userlife.h"
+#include "access.h"
+#include "catalog.h"
+#include "lifecycle.h"
+#include "util.h"
 
 PG_FUNCTION_INFO_V1(userlife_bind_partner);
 PG_FUNCTION_INFO_V1(userlife_unbind_partner);
@@ -57,11 +61,6 @@ static const char *const level_role_names[] = {
 	"userlife_reader", "userlife_developer", "userlife_compliance",
 	"userlife_developer or userlife_compliance", "userlife_owner"
 };
-
-void
-AccessInit(void)
-{
-}
 
 static bool
 member_of(Oid role, const char *group)
@@ -246,7 +245,6 @@ change_binding(FunctionCallInfo fcinfo, bool bind)
 	int			rc;
 	static SPIPlanPtr bind_plan = NULL;
 	static SPIPlanPtr unbind_plan = NULL;
-	static SPIPlanPtr partner_plan = NULL;
 
 	UserlifeRequireArg(fcinfo, 0, "role");
 	role = PG_GETARG_OID(0);
@@ -266,16 +264,7 @@ change_binding(FunctionCallInfo fcinfo, bool bind)
 	values[0] = ObjectIdGetDatum(role);
 	values[1] = CStringGetTextDatum(partner);
 	values[2] = bind ? CStringGetTextDatum(GetUserNameFromId(role, false)) : (Datum) 0;
-	rc = SPI_execute_plan(UserlifePreparePlan(&partner_plan,
-											  "SELECT 1 FROM userlife.partners p WHERE p.partner = $1",
-											  1, argtypes + 1),
-						  values + 1, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "partner lookup failed");
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("partner \"%s\" does not exist", partner)));
+	LifecycleRequirePartner(partner);
 	/* binding again refreshes the name: a renamed or stale binding is the role's now */
 	if (bind)
 		rc = SPI_execute_plan(UserlifePreparePlan(&bind_plan,
@@ -370,6 +359,8 @@ int64
 AccessDropStaleBindings(void)
 {
 	static SPIPlanPtr plan = NULL;
+
+	Assert(AccessIsEntered());
 
 	UserlifeRun(&plan,
 				"DELETE FROM userlife.partner_bindings b WHERE NOT (" USERLIFE_BINDING_LIVE ")",

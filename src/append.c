@@ -41,8 +41,6 @@
 #include "catalog/pg_am.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
-#include "common/cryptohash.h"
-#include "common/sha2.h"
 #include "commands/sequence.h"
 #include "executor/executor.h"
 #include "mb/pg_wchar.h"
@@ -54,6 +52,9 @@
 #include "utils/snapmgr.h"
 
 #include "userlife.h"
+#include "append.h"
+#include "chain.h"
+#include "catalog.h"
 
 typedef struct ColumnShape
 {
@@ -415,6 +416,30 @@ find_key_index(const char *name, Oid relid, AttrNumber first, Oid first_type,
 }
 
 /*
+ * AppendUserScanBegin
+ *		Opens the index indexid of rel (its first column user_id) and begins
+ *		a scan of the user's rows in the active snapshot.
+ */
+void
+AppendUserScanBegin(UserScan *us, Relation rel, Oid indexid, Datum user_id)
+{
+	us->index = index_open(indexid, AccessShareLock);
+	us->slot = table_slot_create(rel, NULL);
+	ScanKeyInit(&us->key, 1, BTEqualStrategyNumber, F_UUID_EQ, user_id);
+	us->scan = index_beginscan(rel, us->index, GetActiveSnapshot(), 1, 0);
+	index_rescan(us->scan, &us->key, 1, NULL, 0);
+}
+
+/* AppendUserScanEnd: ends the scan and closes the index, releasing lockmode */
+void
+AppendUserScanEnd(UserScan *us, LOCKMODE lockmode)
+{
+	index_endscan(us->scan);
+	ExecDropSingleTupleTableSlot(us->slot);
+	index_close(us->index, lockmode);
+}
+
+/*
  * AppendReadChainHead
  *		The row_hash of the user's newest audit row, in the active snapshot
  *		(which shows every change of the user committed before its row was
@@ -426,10 +451,7 @@ bool
 AppendReadChainHead(Datum user_id, bytea **row_hash, bool *found)
 {
 	Relation	audit_rel;
-	Relation	index;
-	IndexScanDesc scan;
-	ScanKeyData key;
-	TupleTableSlot *slot;
+	UserScan	us;
 
 	if (!open_target(&audit_target, &audit_rel))
 		return false;
@@ -445,16 +467,12 @@ AppendReadChainHead(Datum user_id, bytea **row_hash, bool *found)
 		return false;
 	}
 
-	index = index_open(head_index, AccessShareLock);
-	slot = table_slot_create(audit_rel, NULL);
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_UUID_EQ, user_id);
-	scan = index_beginscan(audit_rel, index, GetActiveSnapshot(), 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
+	AppendUserScanBegin(&us, audit_rel, head_index, user_id);
 	*found = false;
-	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+	if (index_getnext_slot(us.scan, BackwardScanDirection, us.slot))
 	{
 		bool		isnull;
-		Datum		d = slot_getattr(slot, AUDIT_ATT_ROW_HASH + 1, &isnull);
+		Datum		d = slot_getattr(us.slot, AUDIT_ATT_ROW_HASH + 1, &isnull);
 
 		if (!isnull)
 		{
@@ -462,9 +480,7 @@ AppendReadChainHead(Datum user_id, bytea **row_hash, bool *found)
 			*found = true;
 		}
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(index, NoLock);
+	AppendUserScanEnd(&us, NoLock);
 	table_close(audit_rel, NoLock);
 	return true;
 }
@@ -484,8 +500,6 @@ AppendTombstoneExists(const char *partner, const char *external_id, bool *exists
 	IndexScanDesc scan;
 	ScanKeyData keys[2];
 	TupleTableSlot *slot;
-	pg_cryptohash_ctx *ctx;
-	uint8		digest[PG_SHA256_DIGEST_LENGTH];
 	bytea	   *digest_datum;
 	Snapshot	snapshot;
 
@@ -503,15 +517,7 @@ AppendTombstoneExists(const char *partner, const char *external_id, bool *exists
 	if (!OidIsValid(tombstone_index) || GetDatabaseEncoding() != PG_UTF8)
 		return false;
 
-	ctx = pg_cryptohash_create(PG_SHA256);
-	if (pg_cryptohash_init(ctx) < 0 ||
-		pg_cryptohash_update(ctx, (const uint8 *) external_id, strlen(external_id)) < 0 ||
-		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
-		elog(ERROR, "SHA-256 failed: %s", pg_cryptohash_error(ctx));
-	pg_cryptohash_free(ctx);
-	digest_datum = palloc(VARHDRSZ + sizeof(digest));
-	SET_VARSIZE(digest_datum, VARHDRSZ + sizeof(digest));
-	memcpy(VARDATA(digest_datum), digest, sizeof(digest));
+	digest_datum = ChainSha256(external_id, strlen(external_id));
 
 	rel = table_open(tombstone_relid, AccessShareLock);
 	index = index_open(tombstone_index, AccessShareLock);

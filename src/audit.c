@@ -41,13 +41,12 @@
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "commands/trigger.h"
-#include "common/cryptohash.h"
-#include "common/sha2.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/json.h"
@@ -60,7 +59,14 @@
 #include "utils/xid8.h"
 
 #include "userlife.h"
+#include "access.h"
+#include "append.h"
+#include "audit.h"
+#include "catalog.h"
 #include "chain.h"
+#include "lifecycle.h"
+#include "search.h"
+#include "util.h"
 #include "writectx.h"
 
 PG_FUNCTION_INFO_V1(userlife_users_guard);
@@ -133,6 +139,11 @@ typedef struct PendingRegistration
 static HTAB *pending = NULL;
 static MemoryContext pending_cxt = NULL;
 
+/* settings */
+static char *userlife_actor = NULL;
+static bool userlife_notify = true;
+static int	userlife_notify_interval_ms = 100;
+
 /* notification state of this backend */
 static bool notified_in_xact = false;
 static SubTransactionId notified_subid = InvalidSubTransactionId;	/* queued it */
@@ -148,6 +159,21 @@ static void notify_subxact_callback(SubXactEvent event, SubTransactionId mySubid
 void
 AuditInit(void)
 {
+	DefineCustomStringVariable("userlife.actor",
+							   "Application-level actor recorded in the audit.",
+							   "An operator email or service name; set it with SET LOCAL.",
+							   &userlife_actor, "",
+							   PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("userlife.notify",
+							 "Send the userlife_events wake-up notification.",
+							 NULL,
+							 &userlife_notify, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("userlife.notify_interval",
+							"Least time between two notifications of one backend.",
+							"0 sends one per transaction that wrote events.",
+							&userlife_notify_interval_ms, 100, 0, 3600 * 1000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	CacheRegisterRelcacheCallback(reset_attnums, (Datum) 0);
 	RegisterXactCallback(notify_xact_callback, NULL);
 	RegisterSubXactCallback(notify_subxact_callback, NULL);
@@ -971,8 +997,9 @@ refuse_identity_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup)
 
 /*
  * check_status_change
- *		Enforces userlife.transitions (or, for 'deleted', the lifecycle
- *		functions) and returns the reason to record for the change.
+ *		Returns the reason to record for a status change.  A direct
+ *		statement's change is checked here against the rules; a userlife
+ *		function's was checked by the function before it wrote.
  */
 static const char *
 check_status_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup,
@@ -980,7 +1007,6 @@ check_status_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup,
 {
 	const WriteFrame *w = WriteCtxCurrent();
 	const char *reason;
-	bool		requires_reason = false;
 
 	if (w)
 		reason = UserlifeEffectiveReason(w->reason);
@@ -997,28 +1023,10 @@ check_status_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup,
 			reason = UserlifeEffectiveReason(NULL);
 	}
 
-	if (w && w->lifecycle_path)
+	/* a function's statement: the function checked the change before it wrote */
+	if (w)
 		return reason;
-	if (from == USER_DELETED || to == USER_DELETED)
-		ereport_as_caller(ERROR,
-				(errcode(ERRCODE_USERLIFE_TRANSITION),
-				 errmsg("status transition of %s from \"%s\" to \"%s\" is not allowed",
-						row_user_name(oldtup, desc), UserStatusNames[from], UserStatusNames[to]),
-				 errdetail("A user enters status \"deleted\" only through delete_user and leaves it only through restore_user or re-enrollment."),
-				 to == USER_DELETED ? errhint("Use userlife.delete_user().") : 0));
-	if (!LifecycleTransitionAllowed(from, to, &requires_reason))
-		ereport_as_caller(ERROR,
-				(errcode(ERRCODE_USERLIFE_TRANSITION),
-				 errmsg("status transition of %s from \"%s\" to \"%s\" is not allowed",
-						row_user_name(oldtup, desc), UserStatusNames[from], UserStatusNames[to]),
-				 errdetail("userlife.transitions has no rule from \"%s\" to \"%s\".",
-						   UserStatusNames[from], UserStatusNames[to])));
-	if (requires_reason && reason == NULL)
-		ereport_as_caller(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a reason is required for the status transition of %s from \"%s\" to \"%s\"",
-						row_user_name(oldtup, desc), UserStatusNames[from], UserStatusNames[to]),
-				 errhint("Pass a reason or set userlife.reason.")));
+	LifecycleCheckTransition(row_user_name(oldtup, desc), from, to, reason != NULL);
 	return reason;
 }
 
@@ -1064,11 +1072,9 @@ guard_insert(TriggerData *trigdata, TupleDesc desc)
 	require_identity(newtup, desc);
 	status = UserlifeStatusFromDatum(col(newtup, desc, COL_STATUS, &isnull));
 
-	if (!lifecycle && status != USER_ACTIVE && status != USER_INACTIVE && status != USER_FLAGGED)
-		ereport_as_caller(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a new user cannot have status \"%s\"", UserStatusNames[status]),
-				 errdetail("New users are active, inactive or flagged.")));
+	/* register_user and import_users checked the status before they wrote */
+	if (w == NULL)
+		LifecycleCheckNewStatus(status);
 
 	(void) col(newtup, desc, COL_EXTERNAL_ID, &isnull);
 	if (isnull)

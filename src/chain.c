@@ -56,7 +56,10 @@
 #include "utils/lsyscache.h"
 
 #include "userlife.h"
+#include "append.h"
+#include "catalog.h"
 #include "chain.h"
+#include "util.h"
 
 PG_FUNCTION_INFO_V1(userlife_audit_guard);
 
@@ -138,8 +141,9 @@ ChainWriteVersion(void)
 	return write_version;
 }
 
-bool
-ChainIsPersonal(const char *field, int len, int16 version)
+/* is_personal: whether the field (len bytes) holds personal data in the hash version */
+static bool
+is_personal(const char *field, int len, int16 version)
 {
 	int			n = version >= CHAIN_V2 ? (int) lengthof(personal_fields) : V1_PERSONAL_FIELDS;
 	int			i;
@@ -240,7 +244,7 @@ value_digest(DigestContexts *dc, const AuditRecord *rec, Jsonb *values, const ch
 		sha256_bytes(dc, "", 0, out);
 		return true;
 	}
-	if (v->type != jbvNull && ChainIsPersonal(field, strlen(field), rec->version))
+	if (v->type != jbvNull && is_personal(field, strlen(field), rec->version))
 	{
 		if (rec->redacted_form)
 		{
@@ -276,7 +280,7 @@ ChainNeedsKey(const AuditRecord *rec)
 	if (rec->version < CHAIN_V2)
 		return false;
 	for (i = 0; i < rec->nchanged; i++)
-		if (ChainIsPersonal(rec->changed[i], strlen(rec->changed[i]), rec->version))
+		if (is_personal(rec->changed[i], strlen(rec->changed[i]), rec->version))
 			return true;
 	return false;
 }
@@ -346,6 +350,16 @@ ChainHashToBytea(const uint8 *h)
 	SET_VARSIZE(b, VARHDRSZ + CHAIN_HASH_LEN);
 	memcpy(VARDATA(b), h, CHAIN_HASH_LEN);
 	return b;
+}
+
+/* ChainSha256: the SHA-256 of len bytes, as a bytea */
+bytea *
+ChainSha256(const void *data, size_t len)
+{
+	uint8		h[CHAIN_HASH_LEN];
+
+	sha256_bytes(NULL, data, len, h);
+	return ChainHashToBytea(h);
 }
 
 bool
@@ -580,7 +594,7 @@ redacted_set_ok(const AuditRecord *rec)
 	{
 		const char *f = rec->changed[i];
 
-		if (!ChainIsPersonal(f, strlen(f), rec->version) ||
+		if (!is_personal(f, strlen(f), rec->version) ||
 			(!value_is_set(rec->old_values, f) && !value_is_set(rec->new_values, f)))
 			continue;
 		expected++;
@@ -749,7 +763,7 @@ redact_values(Jsonb *values, const uint8 *key, int16 version)
 			continue;
 		tok = JsonbIteratorNext(&it, &v, true);
 		pushJsonbValue(&state, WJB_KEY, &k);
-		if (ChainIsPersonal(k.val.string.val, k.val.string.len, version) && v.type != jbvNull)
+		if (is_personal(k.val.string.val, k.val.string.len, version) && v.type != jbvNull)
 		{
 			char	   *field = pnstrdup(k.val.string.val, k.val.string.len);
 			char	   *text = value_text(&v);
@@ -783,7 +797,7 @@ redacted_list(const AuditRecord *rec)
 	{
 		const char *f = rec->changed[i];
 
-		if (ChainIsPersonal(f, strlen(f), rec->version) &&
+		if (is_personal(f, strlen(f), rec->version) &&
 			(value_is_set(rec->old_values, f) || value_is_set(rec->new_values, f)))
 			elems[n++] = CStringGetTextDatum(f);
 	}

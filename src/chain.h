@@ -57,10 +57,10 @@ typedef struct AuditRecord
 
 extern void ChainInit(void);
 extern int16 ChainWriteVersion(void);
-extern bool ChainIsPersonal(const char *field, int len, int16 version);
 extern bool ChainNeedsKey(const AuditRecord *rec);
 extern bool ChainComputeRowHash(AuditRecord *rec);
 extern bytea *ChainHashToBytea(const uint8 *h);
+extern bytea *ChainSha256(const void *data, size_t len);
 extern bool ChainHashFromBytea(Datum d, uint8 *h);
 
 extern void ChainNewUserKey(uint8 *key);

@@ -18,8 +18,11 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
 #include "userlife.h"
+#include "access.h"
+#include "util.h"
 
 PG_FUNCTION_INFO_V1(userlife_claim_events);
 PG_FUNCTION_INFO_V1(userlife_ack_events);

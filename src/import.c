@@ -61,6 +61,10 @@
 #include "utils/uuid.h"
 
 #include "userlife.h"
+#include "access.h"
+#include "catalog.h"
+#include "lifecycle.h"
+#include "util.h"
 #include "writectx.h"
 
 PG_FUNCTION_INFO_V1(userlife_import_users);

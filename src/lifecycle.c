@@ -31,6 +31,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -39,6 +40,11 @@
 #include "utils/timestamp.h"
 
 #include "userlife.h"
+#include "access.h"
+#include "append.h"
+#include "catalog.h"
+#include "lifecycle.h"
+#include "util.h"
 #include "writectx.h"
 
 PG_FUNCTION_INFO_V1(userlife_transitions_changed);
@@ -113,11 +119,19 @@ typedef struct UserRow
 	Jsonb	   *metadata;
 } UserRow;
 
+static char *userlife_default_retention = NULL;
+
 static void reset_rules(Datum arg, Oid relid);
+static bool check_default_retention(char **newval, void **extra, GucSource source);
 
 void
 LifecycleInit(void)
 {
+	DefineCustomStringVariable("userlife.default_retention",
+							   "Retention of deleted users for partners created without one.",
+							   NULL,
+							   &userlife_default_retention, "30 days",
+							   PGC_SUSET, 0, check_default_retention, NULL, NULL);
 	CacheRegisterRelcacheCallback(reset_rules, (Datum) 0);
 }
 
@@ -126,6 +140,52 @@ reset_rules(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == rules_relid)
 		rules_valid = false;
+}
+
+/*
+ * check_default_retention: the setting must parse as a positive interval
+ * of at most 100 years, the bounds create_partner applies to an explicit
+ * retention.  A check hook must not throw, so a parse error is caught and
+ * reported through the GUC machinery.
+ */
+static bool
+check_default_retention(char **newval, void **extra, GucSource source)
+{
+	Interval   *iv = NULL;
+	Interval	zero = {0, 0, 0};
+	Interval	limit = {0, 0, USERLIFE_MAX_RETENTION_MONTHS};
+	MemoryContext oldcontext = CurrentMemoryContext;
+
+	if (*newval == NULL)
+		return false;
+	PG_TRY();
+	{
+		iv = (Interval *) DatumGetPointer(DirectFunctionCall3(interval_in,
+															  CStringGetDatum(*newval),
+															  ObjectIdGetDatum(InvalidOid),
+															  Int32GetDatum(-1)));
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		FlushErrorState();
+		iv = NULL;
+	}
+	PG_END_TRY();
+	if (iv == NULL ||
+		DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(iv),
+										  IntervalPGetDatum(&zero))) <= 0)
+	{
+		GUC_check_errdetail("The retention must be a positive interval.");
+		return false;
+	}
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(iv),
+										  IntervalPGetDatum(&limit))) > 0)
+	{
+		GUC_check_errdetail("The retention must be at most 100 years.");
+		return false;
+	}
+	return true;
 }
 
 static UserStatus
@@ -184,6 +244,61 @@ LifecycleTransitionAllowed(UserStatus from, UserStatus to, bool *requires_reason
 		load_rules();
 	*requires_reason = rule_reason[from][to];
 	return rule_allowed[from][to];
+}
+
+/*
+ * LifecycleCheckTransition
+ *		The one check of a status change: UL001 when it enters or leaves
+ *		deleted (only delete_user, restore_user and re-enrollment may, and
+ *		they do not ask) or userlife.transitions has no rule for it, 22023
+ *		when the rule needs a reason and there is none.
+ */
+void
+LifecycleCheckTransition(const char *user_name, UserStatus from, UserStatus to, bool has_reason)
+{
+	bool		requires_reason = false;
+
+	if (from == USER_DELETED || to == USER_DELETED)
+		ereport(ERROR,
+				(errcode(ERRCODE_USERLIFE_TRANSITION),
+				 errmsg("status transition of %s from \"%s\" to \"%s\" is not allowed",
+						user_name, UserStatusNames[from], UserStatusNames[to]),
+				 errdetail("A user enters status \"deleted\" only through delete_user and leaves it only through restore_user or re-enrollment."),
+				 to == USER_DELETED ? errhint("Use userlife.delete_user().") : 0));
+	if (!LifecycleTransitionAllowed(from, to, &requires_reason))
+		ereport(ERROR,
+				(errcode(ERRCODE_USERLIFE_TRANSITION),
+				 errmsg("status transition of %s from \"%s\" to \"%s\" is not allowed",
+						user_name, UserStatusNames[from], UserStatusNames[to]),
+				 errdetail("userlife.transitions has no rule from \"%s\" to \"%s\".",
+						   UserStatusNames[from], UserStatusNames[to])));
+	if (requires_reason && !has_reason)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a reason is required for the status transition of %s from \"%s\" to \"%s\"",
+						user_name, UserStatusNames[from], UserStatusNames[to]),
+				 errhint("Pass a reason or set userlife.reason.")));
+}
+
+/*
+ * allowed_from
+ *		The statuses, as a text[], from which the rules let a user move to
+ *		to, given whether there is a reason: what LifecycleCheckTransition
+ *		passes, so that one UPDATE can check and write.
+ */
+static Datum
+allowed_from(UserStatus to, bool has_reason)
+{
+	Datum		elems[USER_STATUS_COUNT];
+	int			n = 0;
+	int			from;
+
+	if (!rules_valid)
+		load_rules();
+	for (from = 0; from < USER_STATUS_COUNT; from++)
+		if (rule_allowed[from][to] && (has_reason || !rule_reason[from][to]))
+			elems[n++] = CStringGetTextDatum(UserStatusNames[from]);
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
 /*
@@ -256,41 +371,6 @@ first_column(void)
 	if (isnull)
 		elog(ERROR, "unexpected null result");
 	return SPI_datumTransfer(d, false, -1);
-}
-
-/*
- * UserlifeMsgValue
- *		A value the caller passed, as a message shows it: whole, or its
- *		first USERLIFE_MSG_VALUE_CHARS characters and "...", so that a 10 kB
- *		argument cannot make a 10 kB message or log line.  Cut on a
- *		character boundary; the value is already valid text.
- */
-const char *
-UserlifeMsgValue(const char *value)
-{
-	int			len;
-	int			cut;
-
-	if (value == NULL)
-		return "";
-	len = strlen(value);
-	cut = pg_mbcharcliplen(value, len, USERLIFE_MSG_VALUE_CHARS);
-	if (cut >= len)
-		return value;
-	return psprintf("%.*s...", cut, value);
-}
-
-/*
- * UserlifeUserName
- *		'user "u1" of partner "acme"': the one way a message names a user,
- *		both values bounded by UserlifeMsgValue.  Only for users the caller
- *		may see, or with values the caller passed in itself.
- */
-char *
-UserlifeUserName(const char *partner, const char *external_id)
-{
-	return psprintf("user \"%s\" of partner \"%s\"",
-					UserlifeMsgValue(external_id), UserlifeMsgValue(partner));
 }
 
 /* LifecycleRequirePartner: raises P0002 unless the partner exists */
@@ -447,6 +527,7 @@ LifecycleCheckTags(ArrayType *tags)
 static Datum
 finish_user_result(AccessScope *scope, Datum row)
 {
+	Assert(AccessIsEntered());
 	WriteCtxEnd();
 	AccessLeave(scope);
 	return row;
@@ -466,6 +547,22 @@ run_user_update(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
 	if (SPI_processed == 0)
 		return (Datum) 0;
 	return first_column();
+}
+
+/*
+ * update_user_row
+ *		run_user_update for a row the caller has locked: an UPDATE that
+ *		changes nothing is an internal error, named after what it did.
+ */
+static Datum
+update_user_row(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
+				Datum *values, const char *nulls, const char *what)
+{
+	Datum		result = run_user_update(cache, sql, nargs, argtypes, values, nulls);
+
+	if (result == (Datum) 0)
+		elog(ERROR, "%s changed no row", what);
+	return result;
 }
 
 /*------------------------------------------------------------------------
@@ -643,38 +740,41 @@ LifecycleTombstoneExists(const char *partner, const char *external_id)
 }
 
 /*
- * register_user(partner, external_id, display_name, email, metadata, tags,
- * status): a new user, or the re-enrollment of an allowed external_id.
+ * A registration's arguments, checked, as the parameters $1-$9 of the
+ * statements below: partner, external_id, display_name, email, metadata,
+ * tags, status, user_id (to reuse), enrollment_count.
  */
-Datum
-userlife_register_user(PG_FUNCTION_ARGS)
+typedef struct Registration
 {
-	static SPIPlanPtr new_user_plan = NULL;
-	static SPIPlanPtr insert_plan = NULL;
-	static SPIPlanPtr reenroll_plan = NULL;
-	static SPIPlanPtr drop_tombstone_plan = NULL;
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeOptionalText(fcinfo, 1);
-	char	   *email = UserlifeOptionalText(fcinfo, 3);
-	Jsonb	   *metadata = NULL;
-	UserStatus	status = USER_ACTIVE;
-	AccessScope scope;
-	UserRow		u;
-	Datum		result;
-	Oid			argtypes[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID,
-	TEXTOID, UUIDOID};
+	const char *partner;
+	const char *external_id;
+	const char *email;
 	Datum		values[9];
 	char		nulls[9];
-	Datum		tomb_user_id = (Datum) 0;
-	int32		tomb_count = 0;
-	bool		tomb_allowed = false;
-	bool		from_tombstone = false;
+} Registration;
 
-	UserlifeCheckPartnerId(partner);
-	if (external_id != NULL)
-		UserlifeCheckExternalId(external_id);
-	if (email != NULL)
-		UserlifeCheckEmail(email);
+static Oid	registration_argtypes[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID,
+	TEXTARRAYOID, TEXTOID, UUIDOID, INT4OID};
+
+/*
+ * read_registration
+ *		Checks register_user's arguments (before any access check: a bad
+ *		argument is the caller's error whoever calls) and fills r.
+ */
+static void
+read_registration(FunctionCallInfo fcinfo, Registration *r)
+{
+	Jsonb	   *metadata = NULL;
+	UserStatus	status = USER_ACTIVE;
+
+	r->partner = UserlifeRequireText(fcinfo, 0, "partner");
+	r->external_id = UserlifeOptionalText(fcinfo, 1);
+	r->email = UserlifeOptionalText(fcinfo, 3);
+	UserlifeCheckPartnerId(r->partner);
+	if (r->external_id != NULL)
+		UserlifeCheckExternalId(r->external_id);
+	if (r->email != NULL)
+		UserlifeCheckEmail(r->email);
 	if (!PG_ARGISNULL(4))
 	{
 		metadata = PG_GETARG_JSONB_P(4);
@@ -688,132 +788,185 @@ userlife_register_user(PG_FUNCTION_ARGS)
 		LifecycleCheckNewStatus(status);
 	}
 
-	AccessEnter(&scope, ACCESS_DEVELOPER, partner);
-
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = CStringGetTextDatum(partner);
-	values[1] = external_id ? CStringGetTextDatum(external_id) : (Datum) 0;
-	nulls[1] = external_id ? ' ' : 'n';
-	values[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
-	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
-	values[3] = email ? CStringGetTextDatum(email) : (Datum) 0;
-	nulls[3] = email ? ' ' : 'n';
-	values[4] = metadata ? JsonbPGetDatum(metadata) :
+	memset(r->nulls, ' ', sizeof(r->nulls));
+	r->values[0] = CStringGetTextDatum(r->partner);
+	r->values[1] = r->external_id ? CStringGetTextDatum(r->external_id) : (Datum) 0;
+	r->nulls[1] = r->external_id ? ' ' : 'n';
+	r->values[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	r->nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+	r->values[3] = r->email ? CStringGetTextDatum(r->email) : (Datum) 0;
+	r->nulls[3] = r->email ? ' ' : 'n';
+	r->values[4] = metadata ? JsonbPGetDatum(metadata) :
 		DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
-	values[5] = PG_ARGISNULL(5) ? PointerGetDatum(construct_empty_array(TEXTOID)) : PG_GETARG_DATUM(5);
-	values[6] = CStringGetTextDatum(UserStatusNames[status]);
+	r->values[5] = PG_ARGISNULL(5) ? PointerGetDatum(construct_empty_array(TEXTOID)) :
+		PG_GETARG_DATUM(5);
+	r->values[6] = CStringGetTextDatum(UserStatusNames[status]);
+}
+
+/*
+ * register_common_case
+ *		The common case, a new external_id of an existing partner, in one
+ *		statement: the INSERT skips itself when the partner is missing or the
+ *		id is tombstoned, and does nothing when the id or the email is taken
+ *		(ON CONFLICT); each of those cases takes the slower path, which finds
+ *		out which and answers accordingly.  Returns the new row, or (Datum) 0
+ *		when nothing was inserted; the write context is then ended.
+ */
+static Datum
+register_common_case(AccessScope *scope, Registration *r)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		tomb_user_id;
+	int32		tomb_count;
+	bool		tomb_allowed;
+	bool		tombstoned = true;
+	Datum		result;
+
+	WriteCtxBegin(scope->caller, NULL, NULL, WRITE_PLAIN);
+	UserlifeRun(&plan,
+				"INSERT INTO userlife.users AS u (user_id, partner, external_id, display_name, email,"
+				" metadata, tags, status, enrollment_count) "
+				"SELECT pg_catalog.gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7::userlife.user_status, 1 "
+				"WHERE EXISTS (SELECT 1 FROM userlife.partners p WHERE p.partner = $1)"
+				" AND NOT EXISTS (SELECT 1 FROM userlife.tombstones t WHERE t.partner = $1"
+				"  AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8'))) "
+				"ON CONFLICT DO NOTHING RETURNING u",
+				7, registration_argtypes, r->values, r->nulls, false, 0, SPI_OK_INSERT_RETURNING);
+	if (SPI_processed != 1)
+	{
+		WriteCtxEnd();
+		return (Datum) 0;
+	}
+	result = first_column();
 
 	/*
-	 * The common case, a new external_id of an existing partner, in one
-	 * statement: the INSERT skips itself when the partner is missing or the
-	 * id is tombstoned, and does nothing when the id or the email is taken
-	 * (ON CONFLICT); each of those cases takes the path below, which finds
-	 * out which and answers accordingly.
+	 * The INSERT may have waited for a transaction that purged a user with
+	 * this id and wrote its tombstone, which the statement's snapshot did
+	 * not show; the answer is then the one the tombstone gives (a fresh
+	 * tombstone never allows re-enrollment yet).  The error rolls the
+	 * insertion back.
 	 */
-	WriteCtxBegin(scope.caller, NULL, NULL, WRITE_PLAIN);
-	UserlifeRun(&new_user_plan,
-			  "INSERT INTO userlife.users AS u (user_id, partner, external_id, display_name, email,"
-			  " metadata, tags, status, enrollment_count) "
-			  "SELECT pg_catalog.gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7::userlife.user_status, 1 "
-			  "WHERE EXISTS (SELECT 1 FROM userlife.partners p WHERE p.partner = $1)"
-			  " AND NOT EXISTS (SELECT 1 FROM userlife.tombstones t WHERE t.partner = $1"
-			  "  AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8'))) "
-			  "ON CONFLICT DO NOTHING RETURNING u",
-			  7, argtypes, values, nulls, false, 0, SPI_OK_INSERT_RETURNING);
-	if (SPI_processed == 1)
+	if (r->external_id != NULL &&
+		(!AppendTombstoneExists(r->partner, r->external_id, &tombstoned) || tombstoned) &&
+		lookup_tombstone(r->partner, r->external_id, &tomb_user_id, &tomb_count, &tomb_allowed))
 	{
-		bool		tombstoned = true;
-
-		result = first_column();
-
-		/*
-		 * The INSERT may have waited for a transaction that purged a user
-		 * with this id and wrote its tombstone, which the statement's
-		 * snapshot did not show; the answer is then the one the tombstone
-		 * gives (a fresh tombstone never allows re-enrollment yet).  The
-		 * error rolls the insertion back.
-		 */
-		if (external_id != NULL &&
-			(!AppendTombstoneExists(partner, external_id, &tombstoned) || tombstoned) &&
-			lookup_tombstone(partner, external_id, &tomb_user_id, &tomb_count, &tomb_allowed))
-		{
-			if (!tomb_allowed)
-				LifecycleRefuseReenroll(partner, external_id);
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("%s was purged by a concurrent transaction",
-							UserlifeUserName(partner, external_id)),
-					 errhint("Retry the registration.")));
-		}
-		PG_RETURN_DATUM(finish_user_result(&scope, result));
+		if (!tomb_allowed)
+			LifecycleRefuseReenroll(r->partner, r->external_id);
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("%s was purged by a concurrent transaction",
+						UserlifeUserName(r->partner, r->external_id)),
+				 errhint("Retry the registration.")));
 	}
-	WriteCtxEnd();
+	return result;
+}
 
-	if (external_id != NULL && fetch_user(partner, external_id, LOCK_UPDATE, &u))
-	{
-		/* an existing user: re-enroll only when allowed, then reset the permission */
-		if (!u.allow_new_enroll)
-			LifecycleRefuseReenroll(partner, external_id);
-		if (email != NULL)
-			require_email_free(partner, email, u.user_id, true);
-		values[7] = u.user_id;
-		WriteCtxBegin(scope.caller, NULL, "reenroll", WRITE_LIFECYCLE);
-		result = run_user_update(&reenroll_plan,
-								 "UPDATE userlife.users u SET display_name = $3, email = $4,"
-								 " metadata = $5, tags = $6, status = 'active', suspended_until = NULL,"
-								 " enrollment_count = u.enrollment_count + 1, verified_at = NULL,"
-								 " verified_attributes = NULL, deleted_at = NULL, purge_after = NULL,"
-								 " allow_new_enroll = false "
-								 "WHERE u.user_id = $8 AND u.partner = $1 AND u.external_id = $2 "
-								 "RETURNING u",
-								 8, argtypes, values, nulls);
-		if (result == (Datum) 0)
-			elog(ERROR, "re-enrollment changed no row");
-		PG_RETURN_DATUM(finish_user_result(&scope, result));
-	}
+/*
+ * reenroll_existing
+ *		An existing user (locked): re-enroll only when allowed, then reset
+ *		the permission.
+ */
+static Datum
+reenroll_existing(AccessScope *scope, Registration *r, UserRow *u)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		result;
 
-	LifecycleRequirePartner(partner);
-	if (external_id != NULL &&
-		lookup_tombstone(partner, external_id, &tomb_user_id, &tomb_count, &tomb_allowed))
+	if (!u->allow_new_enroll)
+		LifecycleRefuseReenroll(r->partner, r->external_id);
+	if (r->email != NULL)
+		require_email_free(r->partner, r->email, u->user_id, true);
+	r->values[7] = u->user_id;
+	WriteCtxBegin(scope->caller, NULL, "reenroll", WRITE_LIFECYCLE);
+	result = update_user_row(&plan,
+							 "UPDATE userlife.users u SET display_name = $3, email = $4,"
+							 " metadata = $5, tags = $6, status = 'active', suspended_until = NULL,"
+							 " enrollment_count = u.enrollment_count + 1, verified_at = NULL,"
+							 " verified_attributes = NULL, deleted_at = NULL, purge_after = NULL,"
+							 " allow_new_enroll = false "
+							 "WHERE u.user_id = $8 AND u.partner = $1 AND u.external_id = $2 "
+							 "RETURNING u",
+							 8, registration_argtypes, r->values, r->nulls, "re-enrollment");
+	return result;
+}
+
+/*
+ * register_after_tombstone
+ *		No user holds the external_id: the partner must exist, a tombstone
+ *		of the id must allow re-enrollment (and is then dropped, the new row
+ *		keeping its user_id and count), and the email must be free.
+ */
+static Datum
+register_after_tombstone(AccessScope *scope, Registration *r)
+{
+	static SPIPlanPtr insert_plan = NULL;
+	static SPIPlanPtr drop_tombstone_plan = NULL;
+	Datum		tomb_user_id = (Datum) 0;
+	int32		tomb_count = 0;
+	bool		tomb_allowed = false;
+	bool		from_tombstone = false;
+
+	LifecycleRequirePartner(r->partner);
+	if (r->external_id != NULL &&
+		lookup_tombstone(r->partner, r->external_id, &tomb_user_id, &tomb_count, &tomb_allowed))
 	{
 		Oid			dargtypes[2] = {TEXTOID, UUIDOID};
 		Datum		dvalues[2];
 
 		if (!tomb_allowed)
-			LifecycleRefuseReenroll(partner, external_id);
+			LifecycleRefuseReenroll(r->partner, r->external_id);
 		from_tombstone = true;
-		dvalues[0] = values[0];
+		dvalues[0] = r->values[0];
 		dvalues[1] = tomb_user_id;
 		UserlifeRun(&drop_tombstone_plan,
-				  "DELETE FROM userlife.tombstones t WHERE t.partner = $1 AND t.user_id = $2",
-				  2, dargtypes, dvalues, NULL, false, 0, SPI_OK_DELETE);
+					"DELETE FROM userlife.tombstones t WHERE t.partner = $1 AND t.user_id = $2",
+					2, dargtypes, dvalues, NULL, false, 0, SPI_OK_DELETE);
 	}
 
-	if (email != NULL)
-		require_email_free(partner, email, (Datum) 0, false);
+	if (r->email != NULL)
+		require_email_free(r->partner, r->email, (Datum) 0, false);
 
-	values[7] = from_tombstone ? tomb_user_id : (Datum) 0;
-	nulls[7] = from_tombstone ? ' ' : 'n';
-	values[8] = Int32GetDatum(from_tombstone ? tomb_count + 1 : 1);
+	r->values[7] = from_tombstone ? tomb_user_id : (Datum) 0;
+	r->nulls[7] = from_tombstone ? ' ' : 'n';
+	r->values[8] = Int32GetDatum(from_tombstone ? tomb_count + 1 : 1);
 	if (from_tombstone)
 	{
-		values[6] = CStringGetTextDatum("active");
-		WriteCtxBegin(scope.caller, NULL, "reenroll", WRITE_LIFECYCLE);
+		r->values[6] = CStringGetTextDatum("active");
+		WriteCtxBegin(scope->caller, NULL, "reenroll", WRITE_LIFECYCLE);
 	}
 	else
-		WriteCtxBegin(scope.caller, NULL, NULL, WRITE_PLAIN);
-	{
-		Oid			iargtypes[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID,
-		TEXTOID, UUIDOID, INT4OID};
+		WriteCtxBegin(scope->caller, NULL, NULL, WRITE_PLAIN);
+	UserlifeRun(&insert_plan,
+				"INSERT INTO userlife.users AS u (user_id, partner, external_id, display_name, email,"
+				" metadata, tags, status, enrollment_count) "
+				"VALUES (coalesce($8, pg_catalog.gen_random_uuid()), $1, $2, $3, $4, $5, $6,"
+				" $7::userlife.user_status, $9) RETURNING u",
+				9, registration_argtypes, r->values, r->nulls, false, 0, SPI_OK_INSERT_RETURNING);
+	return first_column();
+}
 
-		UserlifeRun(&insert_plan,
-				  "INSERT INTO userlife.users AS u (user_id, partner, external_id, display_name, email,"
-				  " metadata, tags, status, enrollment_count) "
-				  "VALUES (coalesce($8, pg_catalog.gen_random_uuid()), $1, $2, $3, $4, $5, $6,"
-				  " $7::userlife.user_status, $9) RETURNING u",
-				  9, iargtypes, values, nulls, false, 0, SPI_OK_INSERT_RETURNING);
+/*
+ * register_user(partner, external_id, display_name, email, metadata, tags,
+ * status): a new user, or the re-enrollment of an allowed external_id.
+ */
+Datum
+userlife_register_user(PG_FUNCTION_ARGS)
+{
+	Registration r;
+	AccessScope scope;
+	UserRow		u;
+	Datum		result;
+
+	read_registration(fcinfo, &r);
+	AccessEnter(&scope, ACCESS_DEVELOPER, r.partner);
+	result = register_common_case(&scope, &r);
+	if (result == (Datum) 0)
+	{
+		if (r.external_id != NULL && fetch_user(r.partner, r.external_id, LOCK_UPDATE, &u))
+			result = reenroll_existing(&scope, &r, &u);
+		else
+			result = register_after_tombstone(&scope, &r);
 	}
-	result = first_column();
 	PG_RETURN_DATUM(finish_user_result(&scope, result));
 }
 
@@ -831,6 +984,8 @@ LifecycleAllowReenroll(Oid caller, const char *partner, const char *external_id,
 	UserRow		u;
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, BOOLOID};
 	Datum		values[3];
+
+	Assert(AccessIsEntered());
 
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(external_id);
@@ -1082,12 +1237,10 @@ userlife_mark_verified(PG_FUNCTION_ARGS)
 	values[0] = u.user_id;
 	values[1] = PG_GETARG_DATUM(2);
 	WriteCtxBegin(scope.caller, NULL, "verify", WRITE_PLAIN);
-	result = run_user_update(&plan,
+	result = update_user_row(&plan,
 							 "UPDATE userlife.users u SET verified_at = pg_catalog.now(),"
 							 " verified_attributes = $2 WHERE u.user_id = $1 RETURNING u",
-							 2, argtypes, values, NULL);
-	if (result == (Datum) 0)
-		elog(ERROR, "verification changed no row");
+							 2, argtypes, values, NULL, "verification");
 	PG_RETURN_DATUM(finish_user_result(&scope, result));
 }
 
@@ -1096,12 +1249,18 @@ userlife_mark_verified(PG_FUNCTION_ARGS)
  *------------------------------------------------------------------------
  */
 
+/* set_status's UPDATE: only from a status the rules allow ($5, allowed_from) */
+#define CHANGE_STATUS_SQL \
+	"UPDATE userlife.users u SET status = $3::userlife.user_status, suspended_until = $4 " \
+	"WHERE u.partner = $1 AND u.external_id = $2" \
+	" AND u.status::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($5) RETURNING u"
+
 /*
  * LifecycleChangeStatus
  *		Moves a user to another status (not deleted), as the transition
  *		rules allow; returns the row after the change, or as it is when it
- *		already has that status.  One UPDATE in the common case: the users
- *		trigger applies the rules.
+ *		already has that status.  One UPDATE in the common case, which
+ *		changes the row only as the transition rules allow.
  */
 Datum
 LifecycleChangeStatus(Oid caller, const char *partner, const char *external_id,
@@ -1109,10 +1268,13 @@ LifecycleChangeStatus(Oid caller, const char *partner, const char *external_id,
 {
 	static SPIPlanPtr plan = NULL;
 	UserRow		u;
-	Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Oid			argtypes[5] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTARRAYOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	bool		has_reason = UserlifeEffectiveReason(reason) != NULL;
 	Datum		result;
+
+	Assert(AccessIsEntered());
 
 	if (status == USER_DELETED)
 		ereport(ERROR,
@@ -1135,20 +1297,36 @@ LifecycleChangeStatus(Oid caller, const char *partner, const char *external_id,
 	values[2] = CStringGetTextDatum(UserStatusNames[status]);
 	values[3] = has_until ? TimestampTzGetDatum(until) : (Datum) 0;
 	nulls[3] = has_until ? ' ' : 'n';
+	values[4] = allowed_from(status, has_reason);
+
+	/*
+	 * The rule is checked before the write, by the UPDATE itself: it changes
+	 * the row only from a status the rules allow (with the reason given).
+	 * When it changes nothing, the user is missing, already has the status
+	 * (the row is returned as it is), or the rules refuse the change from
+	 * the status it has.  The plain read sees the statement's snapshot,
+	 * which may be older than the row the UPDATE saw: a verdict is only
+	 * given on the row's last version, read and locked, and a change the
+	 * rules allow from there is written then.
+	 */
 	WriteCtxBegin(caller, reason, NULL, WRITE_PLAIN);
-	result = run_user_update(&plan,
-							 "UPDATE userlife.users u SET status = $3::userlife.user_status,"
-							 " suspended_until = $4 "
-							 "WHERE u.partner = $1 AND u.external_id = $2"
-							 " AND u.status <> $3::userlife.user_status RETURNING u",
-							 4, argtypes, values, nulls);
-	WriteCtxEnd();
+	result = run_user_update(&plan, CHANGE_STATUS_SQL, 5, argtypes, values, nulls);
 	if (result == (Datum) 0)
 	{
-		/* the user already has that status, or does not exist */
 		require_user(partner, external_id, LOCK_NONE, &u);
-		result = SPI_datumTransfer(u.row, false, -1);
+		if (u.status != status)
+			require_user(partner, external_id, LOCK_UPDATE, &u);
+		if (u.status == status)
+			result = SPI_datumTransfer(u.row, false, -1);
+		else
+		{
+			LifecycleCheckTransition(UserlifeUserName(partner, external_id),
+									 u.status, status, has_reason);
+			result = update_user_row(&plan, CHANGE_STATUS_SQL, 5, argtypes, values, nulls,
+									 "status change");
+		}
 	}
+	WriteCtxEnd();
 	return result;
 }
 
@@ -1216,6 +1394,8 @@ LifecycleSetFraudFlag(Oid caller, const char *partner, const char *external_id,
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, BOOLOID};
 	Datum		values[3];
 	Datum		result;
+
+	Assert(AccessIsEntered());
 
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(external_id);
@@ -1315,6 +1495,8 @@ LifecycleDelete(Oid caller, const char *partner, const char *external_id, const 
 	UserRow		u;
 	Datum		result = (Datum) 0;
 	bool		found;
+
+	Assert(AccessIsEntered());
 
 	WriteCtxBegin(caller, reason, "delete", WRITE_LIFECYCLE);
 	if (!soft_delete(partner, external_id, &result, &found))
@@ -1494,12 +1676,10 @@ userlife_restore_user(PG_FUNCTION_ARGS)
 				 errdetail("The user's retention period has ended; it is due for purge.")));
 	values[0] = u.user_id;
 	WriteCtxBegin(scope.caller, UserlifeOptionalText(fcinfo, 2), "restore", WRITE_LIFECYCLE);
-	result = run_user_update(&plan,
+	result = update_user_row(&plan,
 							 "UPDATE userlife.users u SET status = 'inactive', deleted_at = NULL,"
 							 " purge_after = NULL WHERE u.user_id = $1 RETURNING u",
-							 1, argtypes, values, NULL);
-	if (result == (Datum) 0)
-		elog(ERROR, "restore changed no row");
+							 1, argtypes, values, NULL, "restore");
 	PG_RETURN_DATUM(finish_user_result(&scope, result));
 }
 

@@ -26,6 +26,11 @@
 #include "utils/timestamp.h"
 
 #include "userlife.h"
+#include "access.h"
+#include "catalog.h"
+#include "lifecycle.h"
+#include "search.h"
+#include "util.h"
 
 PG_FUNCTION_INFO_V1(userlife_list_users);
 PG_FUNCTION_INFO_V1(userlife_count_users);
@@ -147,22 +152,6 @@ build_filter(FunctionCallInfo fcinfo, UserFilter *f, const char *partner,
 	}
 }
 
-static void
-require_partner_exists(const char *partner)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
-
-	values[0] = CStringGetTextDatum(partner);
-	UserlifeRun(&plan, "SELECT 1 FROM userlife.partners p WHERE p.partner = $1",
-				1, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("partner \"%s\" does not exist", partner)));
-}
-
 static int32
 page_size_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
 {
@@ -202,6 +191,27 @@ count_matching(UserFilter *f)
 }
 
 /*
+ * select_page
+ *		Runs the page query of list_users and users_page: the select list
+ *		over the users that match the filter, in registration order, $8 of
+ *		them from $9 on.
+ */
+static void
+select_page(UserFilter *f, const char *select_list, const char *what)
+{
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT %s FROM userlife.users u WHERE %s "
+					 "ORDER BY u.created_at, u.user_id LIMIT $8 OFFSET $9",
+					 select_list, f->where.data);
+	if (SPI_execute_with_args(sql.data, NUM_PARAMS, (Oid *) param_types, f->values, f->nulls,
+							  true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "%s query failed", what);
+}
+
+/*
  * list_users(partner, status, search, created_after, created_before, tag,
  * page_size, after_user, page_offset): ordered by (created_at, user_id).
  */
@@ -212,7 +222,6 @@ userlife_list_users(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	AccessScope scope;
 	UserFilter	f;
-	StringInfoData sql;
 	int32		page_size;
 
 	UserlifeCheckPartnerId(partner);
@@ -226,7 +235,7 @@ userlife_list_users(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 
 	AccessEnter(&scope, ACCESS_READER, partner);
-	require_partner_exists(partner);
+	LifecycleRequirePartner(partner);
 	build_filter(fcinfo, &f, partner, 1, 2, 3, 4, 5);
 	f.values[P_LIMIT] = Int32GetDatum(page_size);
 	f.nulls[P_LIMIT] = ' ';
@@ -258,14 +267,7 @@ userlife_list_users(PG_FUNCTION_ARGS)
 	f.values[P_OFFSET] = Int32GetDatum(offset_arg(fcinfo, 8));
 	f.nulls[P_OFFSET] = ' ';
 
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "SELECT u FROM userlife.users u WHERE %s "
-					 "ORDER BY u.created_at, u.user_id LIMIT $8 OFFSET $9",
-					 f.where.data);
-	if (SPI_execute_with_args(sql.data, NUM_PARAMS, (Oid *) param_types, f.values, f.nulls,
-							  true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "list_users query failed");
+	select_page(&f, "u", "list_users");
 	UserlifeStoreCompositeRows(rsinfo);
 	AccessLeave(&scope);
 	return (Datum) 0;
@@ -282,47 +284,11 @@ userlife_count_users(PG_FUNCTION_ARGS)
 
 	UserlifeCheckPartnerId(partner);
 	AccessEnter(&scope, ACCESS_READER, partner);
-	require_partner_exists(partner);
+	LifecycleRequirePartner(partner);
 	build_filter(fcinfo, &f, partner, 1, 2, 3, 4, 5);
 	count = count_matching(&f);
 	AccessLeave(&scope);
 	PG_RETURN_INT64(count);
-}
-
-static void
-push_key_string(JsonbParseState **state, const char *key, const char *value)
-{
-	JsonbValue	k;
-	JsonbValue	v;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	pushJsonbValue(state, WJB_KEY, &k);
-	if (value == NULL)
-		v.type = jbvNull;
-	else
-	{
-		v.type = jbvString;
-		v.val.string.val = (char *) value;
-		v.val.string.len = strlen(value);
-	}
-	pushJsonbValue(state, WJB_VALUE, &v);
-}
-
-static void
-push_key_number(JsonbParseState **state, const char *key, int64 value)
-{
-	JsonbValue	k;
-	JsonbValue	v;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	pushJsonbValue(state, WJB_KEY, &k);
-	v.type = jbvNumeric;
-	v.val.numeric = DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(value)));
-	pushJsonbValue(state, WJB_VALUE, &v);
 }
 
 static char *
@@ -344,12 +310,10 @@ userlife_users_page(PG_FUNCTION_ARGS)
 	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
 	AccessScope scope;
 	UserFilter	f;
-	StringInfoData sql;
 	int32		limit;
 	int32		offset;
 	int64		total;
 	JsonbParseState *state = NULL;
-	JsonbValue	k;
 	JsonbValue	v;
 	JsonbValue *res;
 	Jsonb	   *result;
@@ -361,30 +325,19 @@ userlife_users_page(PG_FUNCTION_ARGS)
 	offset = offset_arg(fcinfo, 2);
 
 	AccessEnter(&scope, ACCESS_READER, partner);
-	require_partner_exists(partner);
+	LifecycleRequirePartner(partner);
 	build_filter(fcinfo, &f, partner, 3, 4, -1, -1, -1);
 	total = count_matching(&f);
 	f.values[P_LIMIT] = Int32GetDatum(limit);
 	f.nulls[P_LIMIT] = ' ';
 	f.values[P_OFFSET] = Int32GetDatum(offset);
 	f.nulls[P_OFFSET] = ' ';
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "SELECT u.user_id::pg_catalog.text, u.external_id, u.display_name, u.email,"
-					 " u.status::pg_catalog.text, u.created_at, u.updated_at "
-					 "FROM userlife.users u WHERE %s "
-					 "ORDER BY u.created_at, u.user_id LIMIT $8 OFFSET $9",
-					 f.where.data);
-	if (SPI_execute_with_args(sql.data, NUM_PARAMS, (Oid *) param_types, f.values, f.nulls,
-							  true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "users_page query failed");
+	select_page(&f, "u.user_id::pg_catalog.text, u.external_id, u.display_name, u.email,"
+				" u.status::pg_catalog.text, u.created_at, u.updated_at", "users_page");
 	rows = SPI_processed;
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	k.type = jbvString;
-	k.val.string.val = "users";
-	k.val.string.len = 5;
-	pushJsonbValue(&state, WJB_KEY, &k);
+	UserlifePushKey(&state, "users");
 	pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
 	for (i = 0; i < rows; i++)
 	{
@@ -392,39 +345,28 @@ userlife_users_page(PG_FUNCTION_ARGS)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 
 		pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-		push_key_string(&state, "userId", SPI_getvalue(tup, desc, 1));
-		push_key_string(&state, "externalId", SPI_getvalue(tup, desc, 2));
-		push_key_string(&state, "name", SPI_getvalue(tup, desc, 3));
-		push_key_string(&state, "email", SPI_getvalue(tup, desc, 4));
-		push_key_string(&state, "status", SPI_getvalue(tup, desc, 5));
-		push_key_string(&state, "registeredAt", timestamp_json(tup, desc, 6));
-		push_key_string(&state, "updatedAt", timestamp_json(tup, desc, 7));
+		UserlifePushKeyString(&state, "userId", SPI_getvalue(tup, desc, 1));
+		UserlifePushKeyString(&state, "externalId", SPI_getvalue(tup, desc, 2));
+		UserlifePushKeyString(&state, "name", SPI_getvalue(tup, desc, 3));
+		UserlifePushKeyString(&state, "email", SPI_getvalue(tup, desc, 4));
+		UserlifePushKeyString(&state, "status", SPI_getvalue(tup, desc, 5));
+		UserlifePushKeyString(&state, "registeredAt", timestamp_json(tup, desc, 6));
+		UserlifePushKeyString(&state, "updatedAt", timestamp_json(tup, desc, 7));
 		pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	}
 	pushJsonbValue(&state, WJB_END_ARRAY, NULL);
-	k.val.string.val = "pagination";
-	k.val.string.len = 10;
-	pushJsonbValue(&state, WJB_KEY, &k);
+	UserlifePushKey(&state, "pagination");
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	push_key_number(&state, "limit", limit);
-	push_key_number(&state, "offset", offset);
-	push_key_number(&state, "total", total);
-	k.val.string.val = "hasMore";
-	k.val.string.len = 7;
-	pushJsonbValue(&state, WJB_KEY, &k);
+	UserlifePushKeyInt8(&state, "limit", limit);
+	UserlifePushKeyInt8(&state, "offset", offset);
+	UserlifePushKeyInt8(&state, "total", total);
 	v.type = jbvBool;
 	v.val.boolean = ((int64) offset + (int64) rows) < total;
-	pushJsonbValue(&state, WJB_VALUE, &v);
+	UserlifePushKeyValue(&state, "hasMore", &v);
 	pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 
-	/* build the result in the caller's memory, not SPI's */
-	{
-		Jsonb	   *built = JsonbValueToJsonb(res);
-
-		result = (Jsonb *) SPI_palloc(VARSIZE(built));
-		memcpy(result, built, VARSIZE(built));
-	}
+	result = UserlifeJsonbOutOfSpi(JsonbValueToJsonb(res));
 	AccessLeave(&scope);
 	PG_RETURN_JSONB_P(result);
 }

@@ -55,6 +55,9 @@
 #include "utils/syscache.h"
 
 #include "userlife.h"
+#include "access.h"
+#include "maintenance.h"
+#include "util.h"
 
 PG_FUNCTION_INFO_V1(userlife_schedule_maintenance);
 PG_FUNCTION_INFO_V1(userlife_unschedule_maintenance);

@@ -45,7 +45,11 @@
 #include "utils/uuid.h"
 
 #include "userlife.h"
+#include "access.h"
+#include "catalog.h"
 #include "chain.h"
+#include "monitor.h"
+#include "util.h"
 
 PG_FUNCTION_INFO_V1(userlife_verify_partner_audit);
 
@@ -131,6 +135,8 @@ MonitorRecordMaintenance(Oid caller, TimestampTz started, int32 batch_size, Json
 	static SPIPlanPtr trim_plan = NULL;
 	Oid			argtypes[5] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, INT4OID, JSONBOID};
 	Datum		values[5];
+
+	Assert(AccessIsEntered());
 
 	if (!OidIsValid(get_relname_relid("maintenance_log", get_rel_namespace(UserlifeUsersRelid()))))
 		return;

@@ -39,14 +39,21 @@
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "userlife.h"
-#include "webhooks.h"
+#include "access.h"
 #include "chain.h"
+#include "lifecycle.h"
+#include "monitor.h"
+#include "retention.h"
+#include "signature.h"
+#include "util.h"
+#include "webhooks.h"
 #include "writectx.h"
 
 PG_FUNCTION_INFO_V1(userlife_set_legal_hold);
@@ -68,6 +75,19 @@ typedef struct PurgePace
 } PurgePace;
 
 
+static int	userlife_purge_rate_limit = 0;
+
+void
+RetentionInit(void)
+{
+	DefineCustomIntVariable("userlife.purge_rate_limit",
+							"Most users one purge_expired call removes per second.",
+							"The purge pauses between users to keep to it, so live traffic keeps "
+							"its share of the CPU; 0 purges as fast as it can.",
+							&userlife_purge_rate_limit, 0, 0, 1000000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+}
+
 /*
  * purge_user
  *		Hard-deletes one locked user and leaves its tombstone.  action is
@@ -81,6 +101,8 @@ purge_user(Oid caller, Datum user_id, const char *action, const char *reason)
 	static SPIPlanPtr head_plan = NULL;
 	Oid			argtypes[2] = {UUIDOID, BYTEAOID};
 	Datum		values[2] = {user_id, (Datum) 0};
+
+	Assert(AccessIsEntered());
 
 	WriteCtxBegin(caller, reason, action, WRITE_LIFECYCLE);
 	/*
@@ -336,6 +358,8 @@ purge_expired(Oid caller, int32 batch_size, int64 *purged, int64 *failed)
 	PurgePace	pace;
 	int			p;
 
+	Assert(AccessIsEntered());
+
 	*purged = 0;
 	*failed = 0;
 	pace.started = GetCurrentTimestamp();
@@ -520,21 +544,6 @@ drop_delivered_events(void)
 	return (int64) SPI_processed;
 }
 
-static void
-push_count(JsonbParseState **state, const char *key, int64 value)
-{
-	JsonbValue	k;
-	JsonbValue	v;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	pushJsonbValue(state, WJB_KEY, &k);
-	v.type = jbvNumeric;
-	v.val.numeric = DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(value)));
-	pushJsonbValue(state, WJB_VALUE, &v);
-}
-
 /*
  * run_maintenance(batch_size): ends due suspensions, purges expired users,
  * drops delivered events older than 7 days, remembered signatures whose
@@ -575,21 +584,20 @@ userlife_run_maintenance(PG_FUNCTION_ARGS)
 	WebhooksMaintenance(&attempts_dropped, &deliveries_dropped, &endpoints_disabled);
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	push_count(&state, "suspensions_ended", suspensions);
-	push_count(&state, "users_purged", purged);
-	push_count(&state, "purge_failed", purge_failed);
-	push_count(&state, "events_dropped", events);
-	push_count(&state, "signatures_forgotten", signatures);
-	push_count(&state, "bindings_dropped", bindings);
-	push_count(&state, "webhook_attempts_dropped", attempts_dropped);
-	push_count(&state, "webhook_deliveries_dropped", deliveries_dropped);
-	push_count(&state, "webhook_endpoints_disabled", endpoints_disabled);
+	UserlifePushKeyInt8(&state, "suspensions_ended", suspensions);
+	UserlifePushKeyInt8(&state, "users_purged", purged);
+	UserlifePushKeyInt8(&state, "purge_failed", purge_failed);
+	UserlifePushKeyInt8(&state, "events_dropped", events);
+	UserlifePushKeyInt8(&state, "signatures_forgotten", signatures);
+	UserlifePushKeyInt8(&state, "bindings_dropped", bindings);
+	UserlifePushKeyInt8(&state, "webhook_attempts_dropped", attempts_dropped);
+	UserlifePushKeyInt8(&state, "webhook_deliveries_dropped", deliveries_dropped);
+	UserlifePushKeyInt8(&state, "webhook_endpoints_disabled", endpoints_disabled);
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	built = JsonbValueToJsonb(res);
 	MonitorRecordMaintenance(scope.caller, started, batch_size, built);
 	MonitorProgressEnd(progress);
-	result = (Jsonb *) SPI_palloc(VARSIZE(built));
-	memcpy(result, built, VARSIZE(built));
+	result = UserlifeJsonbOutOfSpi(built);
 	AccessLeave(&scope);
 	PG_RETURN_JSONB_P(result);
 }

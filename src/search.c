@@ -56,6 +56,11 @@
 #include "utils/uuid.h"
 
 #include "userlife.h"
+#include "access.h"
+#include "append.h"
+#include "catalog.h"
+#include "search.h"
+#include "util.h"
 
 PG_FUNCTION_INFO_V1(userlife_users_search_sync);
 PG_FUNCTION_INFO_V1(userlife_rebuild_search);

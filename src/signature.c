@@ -48,6 +48,7 @@
 #include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -57,6 +58,10 @@
 #include "utils/timestamp.h"
 
 #include "userlife.h"
+#include "access.h"
+#include "lifecycle.h"
+#include "signature.h"
+#include "util.h"
 #include "writectx.h"
 
 PG_FUNCTION_INFO_V1(userlife_issue_api_key);
@@ -69,9 +74,9 @@ PG_FUNCTION_INFO_V1(userlife_canonical_body);
 #define MAC_BYTES 32
 #define SIGNATURE_SUFFIX "sid_request"
 
-int			userlife_signature_max_age_s = 300;
-bool		userlife_reject_replayed = true;
-bool		userlife_require_body_signature = false;
+static int	userlife_signature_max_age_s = 300;
+static bool userlife_reject_replayed = true;
+static bool userlife_require_body_signature = false;
 
 static Oid	hmac_oid = InvalidOid;
 static FmgrInfo hmac_finfo;
@@ -86,6 +91,26 @@ typedef enum SignatureVerdict
 	SIGNATURE_NO_BODY			/* signature_v2 required and missing */
 } SignatureVerdict;
 
+void
+SignatureInit(void)
+{
+	DefineCustomIntVariable("userlife.signature_max_age",
+							"Allowed clock skew of a signed request's timestamp, either side.",
+							NULL,
+							&userlife_signature_max_age_s, 300, 1, 24 * 3600,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomBoolVariable("userlife.reject_replayed_signatures",
+							 "Refuse a signature that was already accepted within its max age.",
+							 NULL,
+							 &userlife_reject_replayed, true,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("userlife.require_body_signature",
+							 "Signed requests must also carry a valid signature_v2 over their body.",
+							 "Without one, enrollee_request refuses the request; a signature_v2 "
+							 "that is sent must be valid either way.",
+							 &userlife_require_body_signature, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+}
 
 /*
  * load_hmac
@@ -459,6 +484,8 @@ check_signature(const char *partner, const char *signature, const char *signed_a
 	bool		match;
 	bool		match_v2;
 
+	Assert(AccessIsEntered());
+
 	check_environment(environment);
 	load_hmac();
 	now = GetCurrentTimestamp();
@@ -515,7 +542,6 @@ userlife_issue_api_key(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr expire_plan = NULL;
 	static SPIPlanPtr insert_plan = NULL;
-	static SPIPlanPtr partner_plan = NULL;
 	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
 	char	   *environment = environment_arg(fcinfo, 1);
 	Interval   *grace;
@@ -563,12 +589,7 @@ userlife_issue_api_key(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(environment);
 	values[2] = expires_at;
-	UserlifeRun(&partner_plan, "SELECT 1 FROM userlife.partners p WHERE p.partner = $1",
-		1, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("partner \"%s\" does not exist", partner)));
+	LifecycleRequirePartner(partner);
 	UserlifeRun(&expire_plan,
 		"UPDATE userlife.partner_keys k SET expires_at = $3"
 		" WHERE k.partner = $1 AND k.environment = $2"
@@ -603,10 +624,7 @@ userlife_generate_signature(PG_FUNCTION_ARGS)
 	char	   *signature;
 	int			siglen;
 	JsonbParseState *state = NULL;
-	JsonbValue	k;
-	JsonbValue	v;
 	JsonbValue *res;
-	Jsonb	   *built;
 	Jsonb	   *result;
 	int			utc = 0;
 
@@ -640,24 +658,10 @@ userlife_generate_signature(PG_FUNCTION_ARGS)
 	signature[siglen] = '\0';
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	k.type = jbvString;
-	v.type = jbvString;
-	k.val.string.val = "signature";
-	k.val.string.len = 9;
-	v.val.string.val = signature;
-	v.val.string.len = siglen;
-	pushJsonbValue(&state, WJB_KEY, &k);
-	pushJsonbValue(&state, WJB_VALUE, &v);
-	k.val.string.val = "timestamp";
-	k.val.string.len = 9;
-	v.val.string.val = signed_at;
-	v.val.string.len = strlen(signed_at);
-	pushJsonbValue(&state, WJB_KEY, &k);
-	pushJsonbValue(&state, WJB_VALUE, &v);
+	UserlifePushKeyString(&state, "signature", signature);
+	UserlifePushKeyString(&state, "timestamp", signed_at);
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
-	built = JsonbValueToJsonb(res);
-	result = (Jsonb *) SPI_palloc(VARSIZE(built));
-	memcpy(result, built, VARSIZE(built));
+	result = UserlifeJsonbOutOfSpi(JsonbValueToJsonb(res));
 	AccessLeave(&scope);
 	PG_RETURN_JSONB_P(result);
 }
@@ -713,48 +717,17 @@ typedef struct CanonPair
 
 static void canon_container(StringInfo out, JsonbContainer *jc, bool top);
 
-/* canon_string: a JSON string with Python's escapes */
+/*
+ * canon_string: a JSON string with Python's escapes, which are
+ * escape_json's (jsonb strings hold no NUL)
+ */
 static void
 canon_string(StringInfo out, const char *s, int len)
 {
-	int			i;
+	char	   *copy = pnstrdup(s, len);
 
-	appendStringInfoChar(out, '"');
-	for (i = 0; i < len; i++)
-	{
-		unsigned char c = (unsigned char) s[i];
-
-		switch (c)
-		{
-			case '"':
-				appendStringInfoString(out, "\\\"");
-				break;
-			case '\\':
-				appendStringInfoString(out, "\\\\");
-				break;
-			case '\n':
-				appendStringInfoString(out, "\\n");
-				break;
-			case '\r':
-				appendStringInfoString(out, "\\r");
-				break;
-			case '\t':
-				appendStringInfoString(out, "\\t");
-				break;
-			case '\b':
-				appendStringInfoString(out, "\\b");
-				break;
-			case '\f':
-				appendStringInfoString(out, "\\f");
-				break;
-			default:
-				if (c < 0x20)
-					appendStringInfo(out, "\\u%04x", c);
-				else
-					appendStringInfoChar(out, (char) c);
-		}
-	}
-	appendStringInfoChar(out, '"');
+	escape_json(out, copy);
+	pfree(copy);
 }
 
 /*
@@ -1130,18 +1103,6 @@ reject_request(SignatureVerdict verdict, EnrolleeRequest *req)
 	}
 }
 
-static void
-push_pair(JsonbParseState **state, const char *key, JsonbValue *v)
-{
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	pushJsonbValue(state, WJB_KEY, &k);
-	pushJsonbValue(state, WJB_VALUE, v);
-}
-
 /*
  * enrollee_request(body): a partner's signed request, verified first, then
  * applied in one transaction; the body's email is the audit actor.
@@ -1159,7 +1120,6 @@ userlife_enrollee_request(PG_FUNCTION_ARGS)
 	JsonbParseState *state = NULL;
 	JsonbValue	v;
 	JsonbValue *res;
-	Jsonb	   *built;
 	Jsonb	   *result;
 	bool		have_user;
 	Jsonb	   *body;
@@ -1212,11 +1172,11 @@ userlife_enrollee_request(PG_FUNCTION_ARGS)
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	v.type = jbvBool;
 	v.val.boolean = true;
-	push_pair(&state, "success", &v);
+	UserlifePushKeyValue(&state, "success", &v);
 	v.type = jbvString;
 	v.val.string.val = req.user_id;
 	v.val.string.len = strlen(req.user_id);
-	push_pair(&state, "user_id", &v);
+	UserlifePushKeyValue(&state, "user_id", &v);
 	if (have_user)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];
@@ -1227,20 +1187,18 @@ userlife_enrollee_request(PG_FUNCTION_ARGS)
 		v.type = jbvString;
 		v.val.string.val = SPI_getvalue(tup, desc, 1);
 		v.val.string.len = strlen(v.val.string.val);
-		push_pair(&state, "status", &v);
+		UserlifePushKeyValue(&state, "status", &v);
 		d = SPI_getbinval(tup, desc, 2, &isnull);
 		v.type = isnull ? jbvNull : jbvBool;
 		v.val.boolean = !isnull && DatumGetBool(d);
-		push_pair(&state, "is_fraudulent", &v);
+		UserlifePushKeyValue(&state, "is_fraudulent", &v);
 		d = SPI_getbinval(tup, desc, 3, &isnull);
 		v.type = isnull ? jbvNull : jbvBool;
 		v.val.boolean = !isnull && DatumGetBool(d);
-		push_pair(&state, "allow_new_enroll", &v);
+		UserlifePushKeyValue(&state, "allow_new_enroll", &v);
 	}
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
-	built = JsonbValueToJsonb(res);
-	result = (Jsonb *) SPI_palloc(VARSIZE(built));
-	memcpy(result, built, VARSIZE(built));
+	result = UserlifeJsonbOutOfSpi(JsonbValueToJsonb(res));
 	AccessLeave(&scope);
 	PG_RETURN_JSONB_P(result);
 }

@@ -41,6 +41,11 @@
 #include "utils/snapmgr.h"
 
 #include "userlife.h"
+#include "access.h"
+#include "append.h"
+#include "catalog.h"
+#include "lifecycle.h"
+#include "util.h"
 
 PG_FUNCTION_INFO_V1(userlife_user_summary);
 
@@ -106,10 +111,7 @@ scan_user_rows(const char *relname, const char *indexname, Datum user_id,
 {
 	Relation	rel = table_open(UserlifeRelid(relname), AccessShareLock);
 	Oid			indexid = user_index(rel, indexname);
-	Relation	index;
-	IndexScanDesc scan;
-	ScanKeyData key;
-	TupleTableSlot *slot;
+	UserScan	us;
 	int			i;
 
 	for (i = 0; OidIsValid(indexid) && columns[i] != NULL; i++)
@@ -120,19 +122,13 @@ scan_user_rows(const char *relname, const char *indexname, Datum user_id,
 		table_close(rel, AccessShareLock);
 		return false;
 	}
-	index = index_open(indexid, AccessShareLock);
-	slot = table_slot_create(rel, NULL);
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_UUID_EQ, user_id);
-	scan = index_beginscan(rel, index, GetActiveSnapshot(), 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
-	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	AppendUserScanBegin(&us, rel, indexid, user_id);
+	while (index_getnext_slot(us.scan, ForwardScanDirection, us.slot))
 	{
 		CHECK_FOR_INTERRUPTS();
-		visit(slot, arg);
+		visit(us.slot, arg);
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(index, AccessShareLock);
+	AppendUserScanEnd(&us, AccessShareLock);
 	table_close(rel, AccessShareLock);
 	return true;
 }
@@ -267,35 +263,13 @@ webhook_counts(Datum user_id, const char *partner, int64 *pending, int64 *dead)
 	*dead = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 }
 
-static void
-push_key(JsonbParseState **state, const char *key)
-{
-	JsonbValue	v;
-
-	v.type = jbvString;
-	v.val.string.val = (char *) key;
-	v.val.string.len = strlen(key);
-	pushJsonbValue(state, WJB_KEY, &v);
-}
-
-static void
-push_count(JsonbParseState **state, const char *key, int64 n)
-{
-	JsonbValue	v;
-
-	push_key(state, key);
-	v.type = jbvNumeric;
-	v.val.numeric = int64_to_numeric(n);
-	pushJsonbValue(state, WJB_VALUE, &v);
-}
-
 /* push_time: a timestamp as to_jsonb writes it (the session's time zone), or null */
 static void
 push_time(JsonbParseState **state, const char *key, bool present, TimestampTz t)
 {
 	JsonbValue	v;
 
-	push_key(state, key);
+	UserlifePushKey(state, key);
 	if (!present)
 		v.type = jbvNull;
 	else
@@ -314,7 +288,7 @@ push_object(JsonbParseState **state, const char *key, Jsonb *value)
 {
 	JsonbValue	v;
 
-	push_key(state, key);
+	UserlifePushKey(state, key);
 	v.type = jbvBinary;
 	v.val.binary.data = &value->root;
 	v.val.binary.len = VARSIZE(value) - VARHDRSZ;
@@ -331,23 +305,23 @@ summary_document(Jsonb *user, const JobCounts *jobs, const ChangeCounts *changes
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	push_object(&state, "user", user);
-	push_key(&state, "jobs");
+	UserlifePushKey(&state, "jobs");
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	push_count(&state, "total", jobs->total);
-	push_count(&state, "passed", jobs->passed);
-	push_count(&state, "failed", jobs->failed);
-	push_count(&state, "fraud_suspected", jobs->fraud_suspected);
+	UserlifePushKeyInt8(&state, "total", jobs->total);
+	UserlifePushKeyInt8(&state, "passed", jobs->passed);
+	UserlifePushKeyInt8(&state, "failed", jobs->failed);
+	UserlifePushKeyInt8(&state, "fraud_suspected", jobs->fraud_suspected);
 	push_time(&state, "last_at", jobs->total > 0, jobs->last_at);
 	pushJsonbValue(&state, WJB_END_OBJECT, NULL);
-	push_key(&state, "changes");
+	UserlifePushKey(&state, "changes");
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	push_count(&state, "total", changes->total);
+	UserlifePushKeyInt8(&state, "total", changes->total);
 	push_time(&state, "last_at", changes->total > 0, changes->last_at);
 	pushJsonbValue(&state, WJB_END_OBJECT, NULL);
-	push_key(&state, "webhooks");
+	UserlifePushKey(&state, "webhooks");
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	push_count(&state, "pending", pending);
-	push_count(&state, "dead", dead);
+	UserlifePushKeyInt8(&state, "pending", pending);
+	UserlifePushKeyInt8(&state, "dead", dead);
 	pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	return JsonbValueToJsonb(res);

@@ -58,6 +58,9 @@
 #include "utils/timestamp.h"
 
 #include "userlife.h"
+#include "access.h"
+#include "catalog.h"
+#include "util.h"
 #include "webhooks.h"
 
 PG_FUNCTION_INFO_V1(userlife_add_webhook_endpoint);

@@ -37,6 +37,7 @@
 #include "utils/memutils.h"
 
 #include "userlife.h"
+#include "access.h"
 #include "writectx.h"
 
 static WriteFrame *top_frame = NULL;

@@ -35,6 +35,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -743,25 +744,44 @@ drain_finished(PGconn *conn, CURLM *multi)
 	return n;
 }
 
-int
-main(int argc, char **argv)
+/* the command line */
+typedef struct Options
 {
-	const char *ca_file = NULL;
-	const char *partner = NULL;
-	int			concurrency = 64;
-	long		poll_ms = 1000;
-	double		idle_exit = 0;
-	double		interval;
-	double		next_poll = 0;
-	double		extra_poll = 0;
+	const char *ca_file;
+	const char *partner;
+	int			concurrency;
+	long		poll_ms;
+	double		idle_exit;
+} Options;
+
+/* the delivery loop's state */
+typedef struct Loop
+{
+	PGconn	   *conn;
+	CURLM	   *multi;
+	double		interval;		/* userlife.notify_interval, in seconds */
+	double		next_poll;
+	double		extra_poll;		/* 0, or one more poll after a wake-up */
 	double		last_busy;
 	double		next_summary;
-	int			in_flight = 0;
-	int			i;
-	PGconn	   *conn;
-	PGresult   *res;
-	CURLM	   *multi;
+	int			in_flight;
+} Loop;
 
+/*
+ * parse_options
+ *		Reads the command line into o; returns -1 to go on, or the status
+ *		the program exits with (--check-address, a bad --allow-network).
+ */
+static int
+parse_options(int argc, char **argv, Options *o)
+{
+	int			i;
+
+	o->ca_file = NULL;
+	o->partner = NULL;
+	o->concurrency = 64;
+	o->poll_ms = 1000;
+	o->idle_exit = 0;
 	for (i = 1; i < argc; i++)
 	{
 		if (strcmp(argv[i], "--allow-network") == 0 && i + 1 < argc)
@@ -775,115 +795,157 @@ main(int argc, char **argv)
 		else if (strcmp(argv[i], "--check-address") == 0 && i + 1 < argc)
 			return check_only(argv[++i]);
 		else if (strcmp(argv[i], "--ca-file") == 0 && i + 1 < argc)
-			ca_file = argv[++i];
+			o->ca_file = argv[++i];
 		else if (strcmp(argv[i], "--concurrency") == 0 && i + 1 < argc)
-			concurrency = atoi(argv[++i]);
+			o->concurrency = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--poll-ms") == 0 && i + 1 < argc)
-			poll_ms = atol(argv[++i]);
+			o->poll_ms = atol(argv[++i]);
 		else if (strcmp(argv[i], "--partner") == 0 && i + 1 < argc)
-			partner = argv[++i];
+			o->partner = argv[++i];
 		else if (strcmp(argv[i], "--idle-exit") == 0 && i + 1 < argc)
-			idle_exit = atof(argv[++i]);
+			o->idle_exit = atof(argv[++i]);
 		else
 			usage(argv[0]);
 	}
-	if (concurrency < 1 || concurrency > 1000 || poll_ms < 10)
+	if (o->concurrency < 1 || o->concurrency > 1000 || o->poll_ms < 10)
 		usage(argv[0]);
+	return -1;
+}
+
+/*
+ * start
+ *		Sets up signals, libcurl and the connection that listens for
+ *		wake-ups, and claims a first batch.
+ */
+static void
+start(const Options *o, Loop *l)
+{
+	PGresult   *res;
 
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		die(NULL, "cannot initialise libcurl");
-	multi = curl_multi_init();
-	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) concurrency * 2);
+	l->multi = curl_multi_init();
+	curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, (long) o->concurrency * 2);
 
-	conn = PQconnectdb("");
-	if (PQstatus(conn) != CONNECTION_OK)
-		die(conn, "cannot connect");
-	res = PQexec(conn, "LISTEN userlife_events");
+	l->conn = PQconnectdb("");
+	if (PQstatus(l->conn) != CONNECTION_OK)
+		die(l->conn, "cannot connect");
+	res = PQexec(l->conn, "LISTEN userlife_events");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		die(conn, "LISTEN failed");
+		die(l->conn, "LISTEN failed");
 	PQclear(res);
-	in_flight += claim(conn, multi, concurrency, partner, ca_file);
-	interval = notify_interval_s(conn);
+	l->in_flight = claim(l->conn, l->multi, o->concurrency, o->partner, o->ca_file);
+	l->interval = notify_interval_s(l->conn);
 	logmsg("started: concurrency %d, poll every %ld ms, extra poll %.0f ms after a wake-up, %d allowed networks",
-		   concurrency, poll_ms, interval * 1000, n_allowed);
-	last_busy = now_s();
-	next_summary = now_s() + 60;
-	next_poll = now_s() + poll_ms / 1000.0;
+		   o->concurrency, o->poll_ms, l->interval * 1000, n_allowed);
+	l->extra_poll = 0;
+	l->last_busy = now_s();
+	l->next_summary = now_s() + 60;
+	l->next_poll = now_s() + o->poll_ms / 1000.0;
+}
 
-	for (;;)
+/*
+ * deliver
+ *		One round: claims while there is room and a reason (a poll, a
+ *		wake-up, or a full batch), moves the transfers on and records the
+ *		finished ones.  Returns false when the program should stop.
+ */
+static bool
+deliver(const Options *o, Loop *l)
+{
+	int			running = 0;
+	int			claimed = 0;
+	int			finished;
+	double		t = now_s();
+
+	if (!stopping && l->in_flight < o->concurrency && t >= l->next_poll)
 	{
-		struct curl_waitfd pgfd;
-		PGnotify   *notify;
-		int			running = 0;
-		int			wait_ms;
-		int			claimed = 0;
-		int			finished;
-		double		t = now_s();
+		int			room = o->concurrency - l->in_flight;
 
-		/* claim while there is room and a reason: a poll, a wake-up, or a full batch */
-		if (!stopping && in_flight < concurrency && t >= next_poll)
-		{
-			int			room = concurrency - in_flight;
-
-			claimed = claim(conn, multi, room, partner, ca_file);
-			in_flight += claimed;
-			next_poll = claimed == room ? t : t + poll_ms / 1000.0;
-			if (extra_poll > 0 && extra_poll <= t)
-				extra_poll = 0;
-		}
-		curl_multi_perform(multi, &running);
-		/* a recorded attempt may let the user's next delivery go */
-		if ((finished = drain_finished(conn, multi)) > 0)
-		{
-			in_flight -= finished;
-			next_poll = now_s();
-		}
-		if (in_flight > 0 || claimed > 0)
-			last_busy = now_s();
-		if (stopping && in_flight == 0)
-			break;
-		if (idle_exit > 0 && in_flight == 0 && now_s() - last_busy >= idle_exit)
-			break;
-		if (now_s() >= next_summary)
-		{
-			logmsg("last minute: %ld delivered, %ld failed (%ld refused), %d in flight",
-				   stats.delivered, stats.failed, stats.refused, in_flight);
-			memset(&stats, 0, sizeof(stats));
-			next_summary = now_s() + 60;
-		}
-
-		/* sleep until a transfer, a notification, the next poll or the extra poll */
-		t = now_s();
-		wait_ms = (int) ((next_poll - t) * 1000);
-		if (extra_poll > 0 && (int) ((extra_poll - t) * 1000) < wait_ms)
-			wait_ms = (int) ((extra_poll - t) * 1000);
-		if (in_flight >= concurrency || stopping)
-			wait_ms = 1000;
-		if (wait_ms < 0)
-			wait_ms = 0;
-		if (wait_ms > 1000)
-			wait_ms = 1000;
-		pgfd.fd = PQsocket(conn);
-		pgfd.events = CURL_WAIT_POLLIN;
-		pgfd.revents = 0;
-		curl_multi_poll(multi, &pgfd, 1, wait_ms, NULL);
-		if (!PQconsumeInput(conn))
-			die(conn, "connection lost");
-		while ((notify = PQnotifies(conn)) != NULL)
-		{
-			PQfreemem(notify);
-			next_poll = now_s();
-			extra_poll = now_s() + interval;
-		}
-		if (extra_poll > 0 && now_s() >= extra_poll && next_poll > extra_poll)
-			next_poll = extra_poll;
+		claimed = claim(l->conn, l->multi, room, o->partner, o->ca_file);
+		l->in_flight += claimed;
+		l->next_poll = claimed == room ? t : t + o->poll_ms / 1000.0;
+		if (l->extra_poll > 0 && l->extra_poll <= t)
+			l->extra_poll = 0;
 	}
+	curl_multi_perform(l->multi, &running);
+	/* a recorded attempt may let the user's next delivery go */
+	if ((finished = drain_finished(l->conn, l->multi)) > 0)
+	{
+		l->in_flight -= finished;
+		l->next_poll = now_s();
+	}
+	if (l->in_flight > 0 || claimed > 0)
+		l->last_busy = now_s();
+	if (stopping && l->in_flight == 0)
+		return false;
+	if (o->idle_exit > 0 && l->in_flight == 0 && now_s() - l->last_busy >= o->idle_exit)
+		return false;
+	if (now_s() >= l->next_summary)
+	{
+		logmsg("last minute: %ld delivered, %ld failed (%ld refused), %d in flight",
+			   stats.delivered, stats.failed, stats.refused, l->in_flight);
+		memset(&stats, 0, sizeof(stats));
+		l->next_summary = now_s() + 60;
+	}
+	return true;
+}
+
+/*
+ * sleep_until_work
+ *		Sleeps until a transfer, a notification, the next poll or the extra
+ *		poll, at most a second.
+ */
+static void
+sleep_until_work(const Options *o, Loop *l)
+{
+	struct curl_waitfd pgfd;
+	PGnotify   *notify;
+	double		t = now_s();
+	int			wait_ms = (int) ((l->next_poll - t) * 1000);
+
+	if (l->extra_poll > 0 && (int) ((l->extra_poll - t) * 1000) < wait_ms)
+		wait_ms = (int) ((l->extra_poll - t) * 1000);
+	if (l->in_flight >= o->concurrency || stopping)
+		wait_ms = 1000;
+	if (wait_ms < 0)
+		wait_ms = 0;
+	if (wait_ms > 1000)
+		wait_ms = 1000;
+	pgfd.fd = PQsocket(l->conn);
+	pgfd.events = CURL_WAIT_POLLIN;
+	pgfd.revents = 0;
+	curl_multi_poll(l->multi, &pgfd, 1, wait_ms, NULL);
+	if (!PQconsumeInput(l->conn))
+		die(l->conn, "connection lost");
+	while ((notify = PQnotifies(l->conn)) != NULL)
+	{
+		PQfreemem(notify);
+		l->next_poll = now_s();
+		l->extra_poll = now_s() + l->interval;
+	}
+	if (l->extra_poll > 0 && now_s() >= l->extra_poll && l->next_poll > l->extra_poll)
+		l->next_poll = l->extra_poll;
+}
+
+int
+main(int argc, char **argv)
+{
+	Options		o;
+	Loop		l;
+	int			rc = parse_options(argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	start(&o, &l);
+	while (deliver(&o, &l))
+		sleep_until_work(&o, &l);
 	logmsg("stopped: %ld delivered, %ld failed since start", totals.delivered, totals.failed);
-	curl_multi_cleanup(multi);
+	curl_multi_cleanup(l.multi);
 	curl_global_cleanup();
-	PQfinish(conn);
+	PQfinish(l.conn);
 	return 0;
 }

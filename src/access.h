@@ -1,0 +1,48 @@
+/*-------------------------------------------------------------------------
+ *
+ * access.h
+ *		Roles and partner bindings: who may call what, for which partner,
+ *		and the switch to the extension owner around a call (access.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef USERLIFE_ACCESS_H
+#define USERLIFE_ACCESS_H
+
+typedef enum AccessLevel
+{
+	ACCESS_READER,
+	ACCESS_DEVELOPER,
+	ACCESS_COMPLIANCE,
+	ACCESS_SIGNED,				/* signed requests: developer or compliance */
+	ACCESS_OWNER
+} AccessLevel;
+
+typedef struct AccessScope
+{
+	Oid			caller;
+	Oid			saved_user;
+	int			saved_sec_context;
+} AccessScope;
+
+extern void AccessEnterCall(FunctionCallInfo fcinfo, AccessScope *scope, AccessLevel level,
+							const char *partner, bool reads_only);
+extern void AccessRefuseOnStandby(FunctionCallInfo fcinfo);
+
+/*
+ * AccessEnter(scope, level, partner): in a function of PG_FUNCTION_ARGS,
+ * like PG_GETARG_*; the call it enters is refused on a hot standby when its
+ * SQL function is volatile.  AccessEnterReadOnly: for the volatile
+ * functions that never write (their result depends on the clock).
+ */
+#define AccessEnter(scope, level, partner) \
+	AccessEnterCall(fcinfo, (scope), (level), (partner), false)
+#define AccessEnterReadOnly(scope, level, partner) \
+	AccessEnterCall(fcinfo, (scope), (level), (partner), true)
+extern void AccessLeave(AccessScope *scope);
+extern bool AccessIsEntered(void);
+extern bool AccessIsPartnerWide(Oid role);
+extern void AccessCheckPartnerBinding(Oid role, const char *partner);
+extern int64 AccessDropStaleBindings(void);
+
+#endif							/* USERLIFE_ACCESS_H */
