@@ -31,19 +31,19 @@ SET LOCAL userlife.reason = '';
 SELECT lives_ok($$SELECT userlife.set_status('tfirst', 'a1', 'blocked', 'fraud')$$, 'a1 blocked');
 SELECT is(pg_temp.calls(), 1::bigint, 'the allowed change went through the DBA trigger once');
 SELECT throws_ok($$SELECT userlife.set_status('tfirst', 'a1', 'suspended')$$, 'UL001',
-                 'status transition from blocked to suspended is not allowed',
+                 'status transition of user "a1" of partner "tfirst" from "blocked" to "suspended" is not allowed',
                  'a change without a rule is refused');
 SELECT is(pg_temp.calls(), 1::bigint, 'refused before the write: the DBA trigger did not fire');
 
 -- a rule that needs a reason, called without one
 SELECT throws_ok($$SELECT userlife.set_status('tfirst', 'a2', 'blocked')$$, '22023',
-                 'a reason is required for the transition from active to blocked',
+                 'a reason is required for the status transition of user "a2" of partner "tfirst" from "active" to "blocked"',
                  'a change that needs a reason is refused without one');
 SELECT is(pg_temp.calls(), 1::bigint, 'refused before the write: the DBA trigger did not fire');
 
 -- out of deleted: only restore_user and re-enrollment
 SELECT throws_ok($$SELECT userlife.set_status('tfirst', 'd1', 'active')$$, 'UL001',
-                 'status transition from deleted to active is not allowed',
+                 'status transition of user "d1" of partner "tfirst" from "deleted" to "active" is not allowed',
                  'leaving deleted through set_status is refused');
 SELECT is(pg_temp.calls(), 1::bigint, 'refused before the write: the DBA trigger did not fire');
 
@@ -54,14 +54,14 @@ SELECT is(pg_temp.calls(), 1::bigint, 'and writes nothing');
 
 -- a direct statement is checked by the users trigger, with the same error
 SELECT throws_ok($$UPDATE userlife.users SET status = 'suspended' WHERE partner = 'tfirst' AND external_id = 'a1'$$,
-                 'UL001', 'status transition from blocked to suspended is not allowed',
+                 'UL001', 'status transition of user "a1" of partner "tfirst" from "blocked" to "suspended" is not allowed',
                  'a direct UPDATE without a rule is refused by the trigger');
 SELECT throws_ok($$UPDATE userlife.users SET status = 'blocked' WHERE partner = 'tfirst' AND external_id = 'a2'$$,
-                 '22023', 'a reason is required for the transition from active to blocked',
+                 '22023', 'a reason is required for the status transition of user "a2" of partner "tfirst" from "active" to "blocked"',
                  'a direct UPDATE that needs a reason is refused by the trigger');
 SELECT throws_ok($$INSERT INTO userlife.users (user_id, partner, external_id, status)
                    VALUES (gen_random_uuid(), 'tfirst', 'n1', 'blocked')$$,
-                 '22023', 'a new user cannot have status blocked',
+                 '22023', 'a new user cannot have status "blocked"',
                  'a direct INSERT of a blocked user is refused by the trigger');
 
 SELECT * FROM finish();
