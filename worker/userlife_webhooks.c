@@ -49,6 +49,7 @@
 #define MAX_NETWORKS	64
 #define RESPONSE_KEEP	1024
 #define REASON_LEN		200
+#define CLAIM_GAP_S		0.01
 
 /* a CIDR range; IPv4 ranges are kept as IPv4-mapped IPv6 */
 typedef struct Network
@@ -755,6 +756,7 @@ main(int argc, char **argv)
 	double		next_poll = 0;
 	double		extra_poll = 0;
 	double		last_busy;
+	double		last_claim = 0;
 	double		next_summary;
 	int			in_flight = 0;
 	int			i;
@@ -823,12 +825,20 @@ main(int argc, char **argv)
 		int			finished;
 		double		t = now_s();
 
-		/* claim while there is room and a reason: a poll, a wake-up, or a full batch */
-		if (!stopping && in_flight < concurrency && t >= next_poll)
+		/*
+		 * Claim while there is room and a reason: a poll, a wake-up, or a
+		 * full batch.  A claim costs its backend about as much for one
+		 * delivery as for dozens, so while many requests are in flight the
+		 * slots freed by a few answers wait for half the slots to be free,
+		 * or for CLAIM_GAP_S after the last claim.
+		 */
+		if (!stopping && in_flight < concurrency && t >= next_poll &&
+			(concurrency - in_flight >= (concurrency + 1) / 2 || t - last_claim >= CLAIM_GAP_S))
 		{
 			int			room = concurrency - in_flight;
 
 			claimed = claim(conn, multi, room, partner, ca_file);
+			last_claim = t;
 			in_flight += claimed;
 			next_poll = claimed == room ? t : t + poll_ms / 1000.0;
 			if (extra_poll > 0 && extra_poll <= t)
@@ -862,6 +872,9 @@ main(int argc, char **argv)
 			wait_ms = (int) ((extra_poll - t) * 1000);
 		if (in_flight >= concurrency || stopping)
 			wait_ms = 1000;
+		else if (wait_ms <= 0 && concurrency - in_flight < (concurrency + 1) / 2 &&
+				 t - last_claim < CLAIM_GAP_S)
+			wait_ms = 1 + (int) ((last_claim + CLAIM_GAP_S - t) * 1000);	/* a claim held back */
 		if (wait_ms < 0)
 			wait_ms = 0;
 		if (wait_ms > 1000)
