@@ -11,6 +11,17 @@ SELECT extname, extversion FROM pg_extension WHERE extname IN ('userlife', 'pgcr
 
 \echo '== 2. A partner (tenant) with a 30-day retention for deleted users'
 SELECT partner, display_name, retention FROM userlife.create_partner('acme', 'Acme Payments', '30 days');
+\if :{?webhook_url}
+\echo '   and its webhook endpoint: every change from now on is POSTed to it, signed as Standard'
+\echo '   Webhooks says; the secret is shown once (demo/run gives it to the partner''s receiver)'
+SELECT e->>'endpoint_id' AS endpoint_id, e->>'secret' AS secret
+  FROM userlife.add_webhook_endpoint('acme', :'webhook_url') e \gset wh_
+SELECT :'wh_endpoint_id' AS endpoint_id, url, enabled, :'wh_secret' AS secret
+  FROM userlife.webhook_endpoints WHERE endpoint_id = :'wh_endpoint_id';
+SELECT pg_catalog.json_build_object('acme', :'wh_secret') \g (format=unaligned tuples_only=on) :secrets_file
+\else
+\echo '   (its webhook endpoint: skipped; demo/run sets webhook_url and starts a receiver)'
+\endif
 
 \echo '== 3. The partner registers three end users; an operator is named for the audit'
 SET userlife.actor = 'onboarding-service';

@@ -54,6 +54,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -80,7 +81,7 @@ PG_FUNCTION_INFO_V1(userlife_complete_webhook_delivery);
 /* events queued per endpoint and claim, so a long-disabled one catches up in steps */
 #define WEBHOOK_QUEUE_STEP		10000
 /* how long a claim waits for writers that may still commit events below the cursor */
-#define WEBHOOK_HORIZON_WAIT_MS 50
+#define WEBHOOK_HORIZON_WAIT_MS 10
 /* a claimed delivery is held this much longer than the request's time limit */
 #define WEBHOOK_LEASE_MARGIN_S	5
 
@@ -739,39 +740,89 @@ event_writers(int *count)
 }
 
 /*
+ * A position read by an earlier claim of this backend and the writers that
+ * were running then: safe once they have all ended.  Kept in
+ * TopMemoryContext (the array grows, never per call).
+ */
+static int64 candidate_position = -1;
+static TransactionId *candidate_xids = NULL;
+static int	candidate_n = 0;
+static int	candidate_cap = 0;
+
+/* still_running: keeps the xids still in progress at the front; returns how many */
+static int
+still_running(TransactionId *xids, int n)
+{
+	int			left = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (TransactionIdIsInProgress(xids[i]))
+			xids[left++] = xids[i];
+	return left;
+}
+
+/* remember_candidate: position and its writers, for a later claim */
+static void
+remember_candidate(int64 position, TransactionId *xids, int n)
+{
+	if (n > candidate_cap)
+	{
+		candidate_xids = candidate_xids ?
+			repalloc(candidate_xids, sizeof(TransactionId) * n) :
+			MemoryContextAlloc(TopMemoryContext, sizeof(TransactionId) * n);
+		candidate_cap = n;
+	}
+	memcpy(candidate_xids, xids, sizeof(TransactionId) * n);
+	candidate_n = n;
+	candidate_position = position;
+}
+
+/*
  * safe_outbox_position
  *		The newest event id below which every event is committed or will
  *		never be: the sequence's last value, once every transaction that was
- *		writing events when it was read has ended.  -1 when they do not end
- *		within WEBHOOK_HORIZON_WAIT_MS (the next claim tries again).  The
- *		statements that read the outbox after it must take a new snapshot
- *		(READ COMMITTED).
+ *		writing events when it was read has ended.  When they do not end
+ *		within WEBHOOK_HORIZON_WAIT_MS, the position an earlier claim read,
+ *		if its writers have ended since, and this one is kept for a later
+ *		claim: under a steady write load some writer is nearly always
+ *		running, and waiting for the ones of the moment alone (descheduled
+ *		on a busy machine) left the cursors standing still.  -1 when no
+ *		position is safe yet.  The statements that read the outbox after it
+ *		must take a new snapshot (READ COMMITTED).
  */
 static int64
 safe_outbox_position(void)
 {
 	int64		position = outbox_position();
+	int64		safe = -1;
 	int			n;
 	TransactionId *xids = event_writers(&n);
 	int			waited_ms = 0;
 
-	for (;;)
+	/* a candidate above the sequence is from before the extension was made again */
+	if (candidate_position > position)
+		candidate_position = -1;
+	while ((n = still_running(xids, n)) > 0 && waited_ms < WEBHOOK_HORIZON_WAIT_MS)
 	{
-		int			left = 0;
-		int			i;
-
-		for (i = 0; i < n; i++)
-			if (TransactionIdIsInProgress(xids[i]))
-				xids[left++] = xids[i];
-		n = left;
-		if (n == 0)
-			return position;
-		if (waited_ms >= WEBHOOK_HORIZON_WAIT_MS)
-			return -1;
 		CHECK_FOR_INTERRUPTS();
 		pg_usleep(1000L);
 		waited_ms++;
 	}
+	if (n == 0)
+	{
+		candidate_position = -1;
+		return position;
+	}
+	if (candidate_position >= 0 &&
+		(candidate_n = still_running(candidate_xids, candidate_n)) == 0)
+	{
+		safe = candidate_position;
+		candidate_position = -1;
+	}
+	if (candidate_position < 0)
+		remember_candidate(position, xids, n);
+	return safe;
 }
 
 /*
@@ -854,45 +905,95 @@ sign(ArrayType *secrets, const char *id, const char *ts, const char *body, size_
 }
 
 /*
- * claim_due
- *		Claims up to max due deliveries, each the oldest pending one of its
- *		user and endpoint, holding them for the request's time limit plus a
- *		margin; returns them with what the request needs.  Deliveries whose
- *		event left the outbox come back with a NULL body.
+ * pick_due
+ *		Locks up to max due deliveries, each the oldest pending one of its
+ *		user and endpoint, in the order they fell due; returns how many (the
+ *		SPI result holds endpoint_id, event_id).
+ *
+ *		Planned with enable_sort off, so that the plan walks
+ *		webhook_queue_due_idx in its order and stops at max: the planner
+ *		sizes the pending deliveries from the last ANALYZE, which may have
+ *		seen none (the partial indexes then count zero rows), and with that
+ *		estimate it chose to read every pending delivery and sort them, at
+ *		each claim.  "The oldest of its user" is the first entry of the
+ *		user's range in webhook_queue_user_idx, a LIMIT 1 subplan: as NOT
+ *		EXISTS (an older pending one) the same estimate made it an anti join
+ *		scanning every pending delivery for each candidate (3.7 s a claim at
+ *		a backlog of 50,000).
  */
-static void
-claim_due(int32 max, Datum partner, bool partner_null, Oid caller)
+static uint64
+pick_due(int32 max, Datum partner, bool partner_null, Oid caller)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[5] = {INT4OID, TEXTOID, BOOLOID, OIDOID, INTERVALOID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-	Interval	lease = {0, 0, 0};
+	Oid			argtypes[4] = {INT4OID, TEXTOID, BOOLOID, OIDOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	int			nestlevel = NewGUCNestLevel();
 
-	lease.time = ((int64) webhook_timeout_ms + WEBHOOK_LEASE_MARGIN_S * 1000) * 1000;
 	values[0] = Int32GetDatum(max);
 	values[1] = partner;
 	nulls[1] = partner_null ? 'n' : ' ';
 	values[2] = BoolGetDatum(AccessIsPartnerWide(caller));
 	values[3] = ObjectIdGetDatum(caller);
-	values[4] = IntervalPGetDatum(&lease);
-	/* the body's timestamp is the change's, in UTC whatever the session's TimeZone */
+	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	UserlifeRun(&plan,
-				"WITH picked AS ("
-				" SELECT q.endpoint_id, q.event_id FROM userlife.webhook_queue q"
+				"SELECT q.endpoint_id, q.event_id FROM userlife.webhook_queue q"
 				" WHERE q.state = 'pending' AND q.next_attempt_at <= pg_catalog.now()"
 				"  AND ($2::pg_catalog.text IS NULL OR q.partner = $2)"
 				"  AND " WEBHOOK_VISIBLE("q.partner", "$3", "$4")
 				"  AND EXISTS (SELECT 1 FROM userlife.webhook_endpoints w"
 				"   WHERE w.endpoint_id = q.endpoint_id AND w.enabled)"
-				"  AND NOT EXISTS (SELECT 1 FROM userlife.webhook_queue p"
+				"  AND q.event_id = (SELECT p.event_id FROM userlife.webhook_queue p"
 				"   WHERE p.endpoint_id = q.endpoint_id AND p.user_id = q.user_id"
-				"   AND p.state = 'pending' AND p.event_id < q.event_id)"
-				" ORDER BY q.next_attempt_at, q.event_id LIMIT $1 FOR UPDATE OF q SKIP LOCKED), "
-				"claimed AS ("
+				"   AND p.state = 'pending' ORDER BY p.event_id LIMIT 1)"
+				" ORDER BY q.next_attempt_at, q.event_id LIMIT $1 FOR UPDATE OF q SKIP LOCKED",
+				4, argtypes, values, nulls, false, 0, SPI_OK_SELECT);
+	AtEOXact_GUC(true, nestlevel);
+	return SPI_processed;
+}
+
+/*
+ * claim_due
+ *		Claims up to max due deliveries (pick_due), holding them for the
+ *		request's time limit plus a margin; returns them with what the
+ *		request needs.  Deliveries whose event left the outbox come back
+ *		with a NULL body.
+ */
+static void
+claim_due(int32 max, Datum partner, bool partner_null, Oid caller)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[3] = {INT8ARRAYOID, INT8ARRAYOID, INTERVALOID};
+	Datum		values[3];
+	Interval	lease = {0, 0, 0};
+	uint64		n = pick_due(max, partner, partner_null, caller);
+	Datum	   *endpoints;
+	Datum	   *events;
+	uint64		i;
+
+	if (n == 0)
+		return;					/* emit_requests reads the empty result */
+	endpoints = palloc(sizeof(Datum) * n);
+	events = palloc(sizeof(Datum) * n);
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		endpoints[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		events[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+	}
+	lease.time = ((int64) webhook_timeout_ms + WEBHOOK_LEASE_MARGIN_S * 1000) * 1000;
+	values[0] = PointerGetDatum(construct_array(endpoints, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(events, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = IntervalPGetDatum(&lease);
+	/* the body's timestamp is the change's, in UTC whatever the session's TimeZone */
+	UserlifeRun(&plan,
+				"WITH claimed AS ("
 				" UPDATE userlife.webhook_queue q SET attempts = q.attempts + 1,"
-				"  next_attempt_at = pg_catalog.now() + $5, updated_at = pg_catalog.now()"
-				" FROM picked WHERE q.endpoint_id = picked.endpoint_id AND q.event_id = picked.event_id"
+				"  next_attempt_at = pg_catalog.now() + $3, updated_at = pg_catalog.now()"
+				" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS picked(endpoint_id, event_id)"
+				" WHERE q.endpoint_id = picked.endpoint_id AND q.event_id = picked.event_id"
 				" RETURNING q.endpoint_id, q.event_id, q.attempts) "
 				"SELECT c.endpoint_id, c.event_id, c.attempts, w.url,"
 				" '{\"type\":' OPERATOR(pg_catalog.||) pg_catalog.to_json(e.event_type)::pg_catalog.text"
@@ -906,7 +1007,7 @@ claim_due(int32 max, Datum partner, bool partner_null, Oid caller)
 				" FROM claimed c JOIN userlife.webhook_endpoints w ON w.endpoint_id = c.endpoint_id"
 				" LEFT JOIN userlife.events e ON e.event_id = c.event_id"
 				" ORDER BY c.event_id",
-				5, argtypes, values, nulls, false, 0, SPI_OK_SELECT);
+				3, argtypes, values, NULL, false, 0, SPI_OK_SELECT);
 }
 
 /* bury_orphan: a claimed delivery whose event left the outbox is dead */

@@ -50,6 +50,7 @@
 #define MAX_NETWORKS	64
 #define RESPONSE_KEEP	1024
 #define REASON_LEN		200
+#define CLAIM_GAP_S		0.01
 
 /* a CIDR range; IPv4 ranges are kept as IPv4-mapped IPv6 */
 typedef struct Network
@@ -763,6 +764,7 @@ typedef struct Loop
 	double		next_poll;
 	double		extra_poll;		/* 0, or one more poll after a wake-up */
 	double		last_busy;
+	double		last_claim;		/* when the last claim was made */
 	double		next_summary;
 	int			in_flight;
 } Loop;
@@ -842,6 +844,7 @@ start(const Options *o, Loop *l)
 	logmsg("started: concurrency %d, poll every %ld ms, extra poll %.0f ms after a wake-up, %d allowed networks",
 		   o->concurrency, o->poll_ms, l->interval * 1000, n_allowed);
 	l->extra_poll = 0;
+	l->last_claim = 0;
 	l->last_busy = now_s();
 	l->next_summary = now_s() + 60;
 	l->next_poll = now_s() + o->poll_ms / 1000.0;
@@ -861,11 +864,21 @@ deliver(const Options *o, Loop *l)
 	int			finished;
 	double		t = now_s();
 
-	if (!stopping && l->in_flight < o->concurrency && t >= l->next_poll)
+	/*
+	 * Claim while there is room and a reason: a poll, a wake-up, or a full
+	 * batch.  A claim costs its backend about as much for one delivery as
+	 * for dozens, so while many requests are in flight the slots freed by a
+	 * few answers wait for half the slots to be free, or for CLAIM_GAP_S
+	 * after the last claim.
+	 */
+	if (!stopping && l->in_flight < o->concurrency && t >= l->next_poll &&
+		(o->concurrency - l->in_flight >= (o->concurrency + 1) / 2 ||
+		 t - l->last_claim >= CLAIM_GAP_S))
 	{
 		int			room = o->concurrency - l->in_flight;
 
 		claimed = claim(l->conn, l->multi, room, o->partner, o->ca_file);
+		l->last_claim = t;
 		l->in_flight += claimed;
 		l->next_poll = claimed == room ? t : t + o->poll_ms / 1000.0;
 		if (l->extra_poll > 0 && l->extra_poll <= t)
@@ -911,6 +924,9 @@ sleep_until_work(const Options *o, Loop *l)
 		wait_ms = (int) ((l->extra_poll - t) * 1000);
 	if (l->in_flight >= o->concurrency || stopping)
 		wait_ms = 1000;
+	else if (wait_ms <= 0 && o->concurrency - l->in_flight < (o->concurrency + 1) / 2 &&
+			 t - l->last_claim < CLAIM_GAP_S)
+		wait_ms = 1 + (int) ((l->last_claim + CLAIM_GAP_S - t) * 1000);	/* a claim held back */
 	if (wait_ms < 0)
 		wait_ms = 0;
 	if (wait_ms > 1000)
