@@ -997,9 +997,9 @@ refuse_identity_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup)
 
 /*
  * check_status_change
- *		Returns the reason to record for a status change.  A direct
- *		statement's change is checked here against the rules; a userlife
- *		function's was checked by the function before it wrote.
+ *		Returns the reason to record for a status change, checked here
+ *		against the rules on the final row, unless a lifecycle function
+ *		(delete, restore, re-enrollment, suspension end) made it.
  */
 static const char *
 check_status_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup,
@@ -1023,8 +1023,14 @@ check_status_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup,
 			reason = UserlifeEffectiveReason(NULL);
 	}
 
-	/* a function's statement: the function checked the change before it wrote */
-	if (w)
+	/*
+	 * Only the lifecycle functions may move a user outside the rules (into
+	 * or out of 'deleted').  Any other function's statement is checked
+	 * again here, on the final row: set_status checked the change it asked
+	 * for, but a DBA's BEFORE trigger may have rewritten the status since,
+	 * and update_user or mark_verified ask for no status change at all.
+	 */
+	if (w && w->lifecycle_path)
 		return reason;
 	LifecycleCheckTransition(row_user_name(oldtup, desc), from, to, reason != NULL);
 	return reason;
@@ -1072,8 +1078,11 @@ guard_insert(TriggerData *trigdata, TupleDesc desc)
 	require_identity(newtup, desc);
 	status = UserlifeStatusFromDatum(col(newtup, desc, COL_STATUS, &isnull));
 
-	/* register_user and import_users checked the status before they wrote */
-	if (w == NULL)
+	/*
+	 * register_user and import_users checked the status they asked for, but
+	 * a DBA's BEFORE trigger may have rewritten it since: check the row's.
+	 */
+	if (!lifecycle)
 		LifecycleCheckNewStatus(status);
 
 	(void) col(newtup, desc, COL_EXTERNAL_ID, &isnull);
