@@ -37,6 +37,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "userlife.h"
@@ -75,6 +76,7 @@ enum
 
 /* transition rule cache */
 static bool rules_valid = false;
+static bool rules_inval_seen = false;	/* an invalidation came during load_rules */
 static Oid	rules_relid = InvalidOid;
 static bool rule_allowed[USER_STATUS_COUNT][USER_STATUS_COUNT];
 static bool rule_reason[USER_STATUS_COUNT][USER_STATUS_COUNT];
@@ -139,7 +141,10 @@ static void
 reset_rules(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == rules_relid)
+	{
 		rules_valid = false;
+		rules_inval_seen = true;
+	}
 }
 
 /*
@@ -200,36 +205,69 @@ status_from_text(const char *s)
 	return USER_ACTIVE;			/* keep compiler quiet */
 }
 
+/*
+ * load_rules
+ *		Reads userlife.transitions into the cache.  The rules are read with
+ *		the latest snapshot, not the transaction's: a REPEATABLE READ
+ *		transaction would otherwise cache, for the rest of the backend's
+ *		life, rules that were already replaced (the invalidation that
+ *		announced the change has been consumed by then).  The cache is
+ *		filled from locals and marked valid only when no invalidation came
+ *		during the read; an error leaves it invalid.
+ */
 static void
 load_rules(void)
 {
 	static SPIPlanPtr plan = NULL;
+	bool		allowed[USER_STATUS_COUNT][USER_STATUS_COUNT];
+	bool		reason[USER_STATUS_COUNT][USER_STATUS_COUNT];
 	uint64		i;
 	int			rc;
 
 	UserlifeSpiConnect();
-	rc = SPI_execute_plan(UserlifePreparePlan(&plan,
-											  "SELECT t.from_status::pg_catalog.text, t.to_status::pg_catalog.text,"
-											  " t.requires_reason FROM userlife.transitions t",
-											  0, NULL),
-						  NULL, NULL, true, 0);
+	rules_valid = false;
+	rules_relid = UserlifeTransitionsRelid();
+	rules_inval_seen = false;
+	rc = SPI_execute_snapshot(UserlifePreparePlan(&plan,
+												  "SELECT t.from_status::pg_catalog.text, t.to_status::pg_catalog.text,"
+												  " t.requires_reason FROM userlife.transitions t",
+												  0, NULL),
+							  NULL, NULL, GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read userlife.transitions");
-	memset(rule_allowed, 0, sizeof(rule_allowed));
-	memset(rule_reason, 0, sizeof(rule_reason));
+	memset(allowed, 0, sizeof(allowed));
+	memset(reason, 0, sizeof(reason));
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		bool		isnull;
-		UserStatus	from = status_from_text(SPI_getvalue(tup, SPI_tuptable->tupdesc, 1));
-		UserStatus	to = status_from_text(SPI_getvalue(tup, SPI_tuptable->tupdesc, 2));
+		UserStatus	from;
+		UserStatus	to;
 
-		rule_allowed[from][to] = true;
-		rule_reason[from][to] = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
+		from = status_from_text(SPI_getvalue(tup, SPI_tuptable->tupdesc, 1));
+		to = status_from_text(SPI_getvalue(tup, SPI_tuptable->tupdesc, 2));
+		allowed[from][to] = true;
+		reason[from][to] = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
 	}
+	memcpy(rule_allowed, allowed, sizeof(allowed));
+	memcpy(rule_reason, reason, sizeof(reason));
 	UserlifeSpiFinish();
-	rules_relid = UserlifeTransitionsRelid();
-	rules_valid = true;
+	rules_valid = !rules_inval_seen;
+}
+
+/*
+ * refresh_rules
+ *		Takes in the invalidations other backends sent, then reloads the
+ *		rules when they changed.  A transaction that already holds its locks
+ *		takes in no invalidation otherwise, and would judge every later
+ *		change by the rules it first read.  Cheap when nothing is pending.
+ */
+static void
+refresh_rules(void)
+{
+	AcceptInvalidationMessages();
+	if (!rules_valid)
+		load_rules();
 }
 
 /*
@@ -240,8 +278,7 @@ load_rules(void)
 bool
 LifecycleTransitionAllowed(UserStatus from, UserStatus to, bool *requires_reason)
 {
-	if (!rules_valid)
-		load_rules();
+	refresh_rules();
 	*requires_reason = rule_reason[from][to];
 	return rule_allowed[from][to];
 }
@@ -293,8 +330,7 @@ allowed_from(UserStatus to, bool has_reason)
 	int			n = 0;
 	int			from;
 
-	if (!rules_valid)
-		load_rules();
+	refresh_rules();
 	for (from = 0; from < USER_STATUS_COUNT; from++)
 		if (rule_allowed[from][to] && (has_reason || !rule_reason[from][to]))
 			elems[n++] = CStringGetTextDatum(UserStatusNames[from]);
