@@ -995,6 +995,18 @@ refuse_identity_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup)
 	}
 }
 
+/* transition_passes: whether LifecycleCheckTransition would let it pass */
+static bool
+transition_passes(UserStatus from, UserStatus to, bool has_reason)
+{
+	bool		requires_reason = false;
+
+	if (from == USER_DELETED || to == USER_DELETED)
+		return false;
+	return LifecycleTransitionAllowed(from, to, &requires_reason) &&
+		(has_reason || !requires_reason);
+}
+
 /*
  * check_status_change
  *		Returns the reason to record for a status change, checked here
@@ -1032,6 +1044,9 @@ check_status_change(TupleDesc desc, HeapTuple oldtup, HeapTuple newtup,
 	 */
 	if (w && w->lifecycle_path)
 		return reason;
+	/* a refusal is reported in the context of the function's call */
+	if (w && !transition_passes(from, to, reason != NULL))
+		WriteCtxReportAsCaller();
 	LifecycleCheckTransition(row_user_name(oldtup, desc), from, to, reason != NULL);
 	return reason;
 }
@@ -1083,7 +1098,11 @@ guard_insert(TriggerData *trigdata, TupleDesc desc)
 	 * a DBA's BEFORE trigger may have rewritten it since: check the row's.
 	 */
 	if (!lifecycle)
+	{
+		if (w && status != USER_ACTIVE && status != USER_INACTIVE && status != USER_FLAGGED)
+			WriteCtxReportAsCaller();
 		LifecycleCheckNewStatus(status);
+	}
 
 	(void) col(newtup, desc, COL_EXTERNAL_ID, &isnull);
 	if (isnull)

@@ -29,6 +29,7 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -363,6 +364,15 @@ userlife_transitions_changed(PG_FUNCTION_ARGS)
 				 errmsg("userlife.transitions_changed can only be called as a trigger")));
 	if (TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
 	{
+		/*
+		 * A rule change and the status changes it judges serialize: the
+		 * SHARE lock waits for every transaction that is writing users
+		 * (they commit under the rules they read), and holds off new
+		 * writers until this transaction ends; they then take in the
+		 * invalidation when they lock users, and the users trigger judges
+		 * their change by the new rules.  Rule changes are rare.
+		 */
+		LockRelationOid(UserlifeUsersRelid(), ShareLock);
 		CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
 		return PointerGetDatum(NULL);
 	}
@@ -1358,6 +1368,8 @@ LifecycleChangeStatus(Oid caller, const char *partner, const char *external_id,
 		{
 			LifecycleCheckTransition(UserlifeUserName(partner, external_id),
 									 u.status, status, has_reason);
+			/* the rules may have changed since the first UPDATE read them */
+			values[4] = allowed_from(status, has_reason);
 			result = update_user_row(&plan, CHANGE_STATUS_SQL, 5, argtypes, values, nulls,
 									 "status change");
 		}
