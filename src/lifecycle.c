@@ -157,27 +157,13 @@ reset_rules(Datum arg, Oid relid)
 static bool
 check_default_retention(char **newval, void **extra, GucSource source)
 {
-	Interval   *iv = NULL;
+	Interval   *iv;
 	Interval	zero = {0, 0, 0};
 	Interval	limit = {0, 0, USERLIFE_MAX_RETENTION_MONTHS};
-	MemoryContext oldcontext = CurrentMemoryContext;
 
 	if (*newval == NULL)
 		return false;
-	PG_TRY();
-	{
-		iv = (Interval *) DatumGetPointer(DirectFunctionCall3(interval_in,
-															  CStringGetDatum(*newval),
-															  ObjectIdGetDatum(InvalidOid),
-															  Int32GetDatum(-1)));
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcontext);
-		FlushErrorState();
-		iv = NULL;
-	}
-	PG_END_TRY();
+	iv = UserlifeParseIntervalQuietly(*newval);
 	if (iv == NULL ||
 		DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(iv),
 										  IntervalPGetDatum(&zero))) <= 0)

@@ -29,6 +29,7 @@
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/timestamp.h"
 #include "utils/numeric.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
@@ -519,4 +520,31 @@ UserlifeUserName(const char *partner, const char *external_id)
 {
 	return psprintf("user \"%s\" of partner \"%s\"",
 					UserlifeMsgValue(external_id), UserlifeMsgValue(partner));
+}
+
+/*
+ * UserlifeParseIntervalQuietly
+ *		The interval a text spells, or NULL when it does not parse: the
+ *		error is caught, so a GUC check hook, which must not throw, can use it.
+ */
+Interval *
+UserlifeParseIntervalQuietly(const char *text)
+{
+	Interval   *iv = NULL;
+	MemoryContext oldcontext = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		iv = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(text),
+												   ObjectIdGetDatum(InvalidOid),
+												   Int32GetDatum(-1)));
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		FlushErrorState();
+		iv = NULL;
+	}
+	PG_END_TRY();
+	return iv;
 }

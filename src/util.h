@@ -9,6 +9,8 @@
 #ifndef USERLIFE_UTIL_H
 #define USERLIFE_UTIL_H
 
+#include "datatype/timestamp.h"
+
 #include "userlife.h"
 #include "fmgr.h"
 #include "executor/spi.h"
@@ -47,5 +49,8 @@ extern Jsonb *UserlifeJsonbOutOfSpi(Jsonb *built);
 #define USERLIFE_MSG_VALUE_CHARS	64
 extern const char *UserlifeMsgValue(const char *value);
 extern char *UserlifeUserName(const char *partner, const char *external_id);
+
+/* an interval from text, NULL when it does not parse (for GUC check hooks) */
+extern Interval *UserlifeParseIntervalQuietly(const char *text);
 
 #endif							/* USERLIFE_UTIL_H */

@@ -112,22 +112,8 @@ static const char *const known_event_types[] = {"user.data.updated", "user.statu
 static bool
 parse_interval_s(const char *text, double *seconds)
 {
-	Interval   *iv = NULL;
-	MemoryContext oldcontext = CurrentMemoryContext;
+	Interval   *iv = UserlifeParseIntervalQuietly(text);
 
-	PG_TRY();
-	{
-		iv = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(text),
-												   ObjectIdGetDatum(InvalidOid),
-												   Int32GetDatum(-1)));
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcontext);
-		FlushErrorState();
-		iv = NULL;
-	}
-	PG_END_TRY();
 	if (iv == NULL)
 		return false;
 	*seconds = iv->time / 1000000.0 + iv->day * 86400.0 + iv->month * 30.0 * 86400.0;
