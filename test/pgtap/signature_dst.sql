@@ -2,16 +2,20 @@
 -- (SPEC §5.1, §5.6; session settings must not change what is stored):
 -- issue_api_key's grace and delete_user's purge_after are 24 hours per day
 -- even when the session's TimeZone springs forward in between.  The zone
--- is a POSIX rule made up here so that daylight saving time starts at the
--- next UTC midnight, whatever today's date.
+-- is a POSIX rule made up here so that daylight saving time starts twelve
+-- hours (to the hour) from now, whatever the date and the time of day: the
+-- one-hour gap it opens is then far from both now and this time tomorrow
+-- (a wall time inside the gap would be read as standard time, and 24 hours
+-- would come back).
 BEGIN;
 SELECT plan(4);
 
 SELECT lives_ok($$SELECT userlife.create_partner('dst', retention => '1 day')$$, 'partner with a 1-day retention');
 SELECT userlife.issue_api_key('dst', 'test') IS NOT NULL;
 SELECT userlife.register_user('dst', 'd1') IS NOT NULL;
-SELECT set_config('TimeZone', format('AAA0BBB,%s/0,%s/0', n, (n + 5) % 365), true)
-  FROM (SELECT extract(doy FROM (clock_timestamp() AT TIME ZONE 'UTC') + interval '1 day')::int - 1 AS n) x;
+SELECT set_config('TimeZone', format('AAA0BBB,%s/%s,%s/%s', n, h, (n + 5) % 365, h), true)
+  FROM (SELECT extract(doy FROM t)::int - 1 AS n, extract(hour FROM t)::int AS h
+          FROM (SELECT (now() AT TIME ZONE 'UTC') + interval '12 hours' AS t) a) x;
 SELECT is(extract(epoch FROM (now() + interval '1 day') - now())::int, 23 * 3600,
           'the made-up zone springs forward before this time tomorrow (now() + 1 day is 23 hours away)');
 
