@@ -448,6 +448,11 @@ for my $id (@routed, @everywhere)
 }
 
 # ---- write the script ------------------------------------------------------------
+# The group roles: the install script's own DO block, taken from between
+# its $roles$ markers, so that the router creates the roles userlife does
+# and the list of them is written once
+my ($roles_block) = slurp("$srcdir/$files[0]") =~ /^(DO \$roles\$\n.*?^\$roles\$;\n)/ms
+  or die "generate.pl: no DO \$roles\$ ... \$roles\$; block in $files[0]\n";
 my $routing_gucs = "SET search_path = pg_catalog, pg_temp\n\tSET DateStyle = 'ISO, MDY' SET IntervalStyle = 'postgres'";
 my $groups = 'userlife_reader, userlife_developer, userlife_compliance, userlife_admin, userlife_owner';
 
@@ -474,21 +479,7 @@ COMMENT ON SCHEMA userlife IS 'userlife_router: userlife''s partner functions, e
 -- The group roles the shards check (cluster-wide: created when missing,
 -- left by DROP EXTENSION).  The router connects to a shard as the calling
 -- role, so roles and their memberships must exist on every shard too.
-DO \$roles\$
-DECLARE
-	r text;
-BEGIN
-	FOREACH r IN ARRAY ARRAY['userlife_reader', 'userlife_developer',
-							 'userlife_compliance', 'userlife_admin',
-							 'userlife_owner']
-	LOOP
-		IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
-			EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
-		END IF;
-	END LOOP;
-END
-\$roles\$;
-
+$roles_block
 -- Hardening: PL/Proxy's validators are for the server to call.  Called
 -- directly, plproxy_fdw_validator dereferences a NULL pointer with an
 -- option without a value (fixed in PL/Proxy 2.12; Debian 12 ships 2.10).
