@@ -123,28 +123,31 @@ CREATE FUNCTION userlife.unschedule_maintenance() RETURNS boolean
 COMMENT ON FUNCTION userlife.unschedule_maintenance() IS
 	'removes the pg_cron job schedule_maintenance registered for this database; false if there was none';
 
--- TRUNCATE would remove users without audit, tombstone or legal-hold check;
--- enabled ALWAYS: session_replication_role does not switch it off
-CREATE FUNCTION userlife.users_truncate_guard() RETURNS trigger
-	LANGUAGE c AS 'MODULE_PATHNAME', 'userlife_users_truncate_guard';
-COMMENT ON FUNCTION userlife.users_truncate_guard() IS
-	'BEFORE TRUNCATE trigger on users: refuses it (42501)';
-REVOKE ALL ON FUNCTION userlife.users_truncate_guard() FROM PUBLIC;
-CREATE TRIGGER users_truncate_guard
-	BEFORE TRUNCATE ON userlife.users
-	FOR EACH STATEMENT EXECUTE FUNCTION userlife.users_truncate_guard();
-ALTER TABLE userlife.users ENABLE ALWAYS TRIGGER users_truncate_guard;
-
--- the users guard is off in replica mode (restores load users through it);
--- a user under legal hold stays undeletable there too
-CREATE FUNCTION userlife.users_hold_guard() RETURNS trigger
-	LANGUAGE c AS 'MODULE_PATHNAME', 'userlife_users_hold_guard';
-COMMENT ON FUNCTION userlife.users_hold_guard() IS
-	'BEFORE DELETE trigger on users, enabled ALWAYS: refuses deleting a user under legal hold in replica mode';
-CREATE TRIGGER users_hold_guard
-	BEFORE DELETE ON userlife.users
-	FOR EACH ROW EXECUTE FUNCTION userlife.users_hold_guard();
-ALTER TABLE userlife.users ENABLE ALWAYS TRIGGER users_hold_guard;
+-- The users guards, each a C trigger function of the trigger's name, enabled
+-- ALWAYS: session_replication_role does not switch them off.  TRUNCATE
+-- would remove users without audit, tombstone or legal-hold check; the
+-- users guard is off in replica mode (restores load users through it), and
+-- a user under legal hold stays undeletable there too.
+DO $guards$
+DECLARE
+	g record;
+BEGIN
+	FOR g IN SELECT * FROM (VALUES
+		('users_truncate_guard', 'BEFORE TRUNCATE', 'STATEMENT',
+		 'BEFORE TRUNCATE trigger on users: refuses it (42501)'),
+		('users_hold_guard', 'BEFORE DELETE', 'ROW',
+		 'BEFORE DELETE trigger on users, enabled ALWAYS: refuses deleting a user under legal hold in replica mode')
+	) AS t (name, fires, per_what, about)
+	LOOP
+		EXECUTE pg_catalog.format('CREATE FUNCTION userlife.%I() RETURNS trigger LANGUAGE c AS %L, %L',
+								  g.name, 'MODULE_PATHNAME', pg_catalog.format('userlife_%s', g.name));
+		EXECUTE pg_catalog.format('COMMENT ON FUNCTION userlife.%I() IS %L', g.name, g.about);
+		EXECUTE pg_catalog.format('CREATE TRIGGER %I %s ON userlife.users FOR EACH %s EXECUTE FUNCTION userlife.%I()',
+								  g.name, g.fires, g.per_what, g.name);
+		EXECUTE pg_catalog.format('ALTER TABLE userlife.users ENABLE ALWAYS TRIGGER %I', g.name);
+	END LOOP;
+END
+$guards$;
 
 -- a DROP that would take the extension: refused under legal hold (UL004),
 -- otherwise it removes the maintenance job first.  ddl_command_start, as
@@ -362,19 +365,23 @@ SELECT pg_catalog.pg_extension_config_dump('userlife.webhook_queue', '');
 SELECT pg_catalog.pg_extension_config_dump('userlife.webhook_attempt_log', '');
 SELECT pg_catalog.pg_extension_config_dump('userlife.webhook_attempt_log_attempt_id_seq', '');
 
-ALTER TABLE userlife.webhook_endpoints ENABLE ROW LEVEL SECURITY;
-ALTER TABLE userlife.webhook_queue ENABLE ROW LEVEL SECURITY;
-ALTER TABLE userlife.webhook_attempt_log ENABLE ROW LEVEL SECURITY;
+-- Row-level security as on users: a role sees the rows of its bound
+-- partners only; the secrets are the extension owner's alone (no policy).
+DO $rls$
+DECLARE
+	t text;
+BEGIN
+	FOREACH t IN ARRAY ARRAY['webhook_endpoints', 'webhook_queue', 'webhook_attempt_log']
+	LOOP
+		EXECUTE pg_catalog.format('ALTER TABLE userlife.%I ENABLE ROW LEVEL SECURITY', t);
+		EXECUTE pg_catalog.format('CREATE POLICY %I ON userlife.%I FOR SELECT
+			USING ((SELECT userlife.sees_every_partner())
+				   OR partner OPERATOR(pg_catalog.=) ANY ((SELECT userlife.bound_partners())::pg_catalog.text[]))',
+								  pg_catalog.format('%s_by_partner', t), t);
+	END LOOP;
+END
+$rls$;
 ALTER TABLE userlife.webhook_secrets ENABLE ROW LEVEL SECURITY;
-CREATE POLICY webhook_endpoints_by_partner ON userlife.webhook_endpoints FOR SELECT
-	USING ((SELECT userlife.sees_every_partner())
-		   OR partner OPERATOR(pg_catalog.=) ANY ((SELECT userlife.bound_partners())::pg_catalog.text[]));
-CREATE POLICY webhook_queue_by_partner ON userlife.webhook_queue FOR SELECT
-	USING ((SELECT userlife.sees_every_partner())
-		   OR partner OPERATOR(pg_catalog.=) ANY ((SELECT userlife.bound_partners())::pg_catalog.text[]));
-CREATE POLICY webhook_attempt_log_by_partner ON userlife.webhook_attempt_log FOR SELECT
-	USING ((SELECT userlife.sees_every_partner())
-		   OR partner OPERATOR(pg_catalog.=) ANY ((SELECT userlife.bound_partners())::pg_catalog.text[]));
 
 -- The views read the tables as their owner (the events beyond a cursor
 -- are pending deliveries too, and compliance cannot read events), so they
@@ -485,88 +492,102 @@ COMMENT ON FUNCTION userlife.strip_privileges() IS
 	'for the extension''s scripts only: revokes every privilege on the extension''s objects but their owner''s';
 SELECT userlife.strip_privileges();
 
-GRANT USAGE ON SCHEMA userlife TO userlife_reader, userlife_developer,
-	userlife_compliance, userlife_admin, userlife_owner;
-GRANT USAGE ON TYPE userlife.user_status TO PUBLIC;
--- row-level security calls these as the querying role
-GRANT EXECUTE ON FUNCTION userlife.sees_every_partner(), userlife.bound_partners() TO PUBLIC;
-
-GRANT SELECT ON userlife.users, userlife.status_counts, userlife.jobs, userlife.partners,
-	userlife.transitions
-	TO userlife_reader, userlife_developer, userlife_compliance, userlife_admin, userlife_owner;
-GRANT SELECT ON userlife.audit, userlife.due_for_purge TO userlife_compliance, userlife_admin, userlife_owner;
-GRANT SELECT ON userlife.events TO userlife_developer, userlife_admin, userlife_owner;
-GRANT SELECT ON userlife.partner_bindings, userlife.purge_failures TO userlife_owner;
-GRANT SELECT ON userlife.maintenance_log, userlife.maintenance_runs TO userlife_compliance, userlife_admin, userlife_owner;
-GRANT SELECT ON userlife.event_backlog TO userlife_developer, userlife_admin, userlife_owner;
-GRANT SELECT ON userlife.audit_size TO userlife_compliance, userlife_admin, userlife_owner;
-GRANT INSERT, UPDATE, DELETE ON userlife.transitions TO userlife_owner;
-GRANT SELECT ON userlife.webhook_deliveries, userlife.webhook_attempts
-	TO userlife_compliance, userlife_admin, userlife_owner;
-
-GRANT EXECUTE ON FUNCTION
-	userlife.get_user(text, text),
-	userlife.list_users(text, userlife.user_status, text, timestamptz, timestamptz, text, integer, uuid, integer),
-	userlife.count_users(text, userlife.user_status, text, timestamptz, timestamptz, text),
-	userlife.users_page(text, integer, integer, userlife.user_status, text),
-	userlife.user_summary(text, text)
-	TO userlife_reader, userlife_developer, userlife_compliance, userlife_admin, userlife_owner;
-GRANT EXECUTE ON FUNCTION
-	userlife.register_user(text, text, text, text, jsonb, text[], userlife.user_status),
-	userlife.update_user(text, text, text, text, jsonb, text[], bigint),
-	userlife.mark_verified(text, text, jsonb),
-	userlife.record_job(text, text, text, text, jsonb),
-	userlife.import_users(text, jsonb, text, text)
-	TO userlife_developer, userlife_admin, userlife_owner;
-GRANT EXECUTE ON FUNCTION
-	userlife.set_status(text, text, userlife.user_status, text, timestamptz),
-	userlife.enable_user(text, text, text),
-	userlife.disable_user(text, text, text),
-	userlife.set_fraud_flag(text, text, boolean, text),
-	userlife.allow_reenroll(text, text, boolean, text),
-	userlife.delete_user(text, text, text),
-	userlife.delete_users(text, text[], text),
-	userlife.restore_user(text, text, text),
-	userlife.user_history(text, text),
-	userlife.verify_audit(text, text),
-	userlife.erase_user(text, text, text),
-	userlife.set_legal_hold(text, text, boolean, text),
-	userlife.verify_partner_audit(text)
-	TO userlife_compliance, userlife_admin, userlife_owner;
-GRANT EXECUTE ON FUNCTION
-	userlife.verify_signature(text, text, text, text),
-	userlife.enrollee_request(jsonb),
-	userlife.canonical_body(jsonb)
-	TO userlife_developer, userlife_compliance, userlife_admin, userlife_owner;
-GRANT EXECUTE ON FUNCTION
-	userlife.claim_events(integer, text),
-	userlife.ack_events(bigint[])
-	TO userlife_developer, userlife_admin, userlife_owner;
-GRANT EXECUTE ON FUNCTION
-	userlife.create_partner(text, text, interval),
-	userlife.set_retention(text, interval),
-	userlife.bind_partner(regrole, text),
-	userlife.unbind_partner(regrole, text),
-	userlife.issue_api_key(text, text, interval),
-	userlife.generate_signature(text, text, text),
-	userlife.purge_expired(integer),
-	userlife.run_maintenance(integer),
-	userlife.schedule_maintenance(text),
-	userlife.unschedule_maintenance(),
-	userlife.rebuild_search()
-	TO userlife_owner;
-GRANT EXECUTE ON FUNCTION
-	userlife.add_webhook_endpoint(text, text, text[]),
-	userlife.rotate_webhook_secret(text, bigint, interval),
-	userlife.set_webhook_endpoint(text, bigint, boolean),
-	userlife.remove_webhook_endpoint(text, bigint),
-	userlife.replay_webhooks(text, bigint, timestamptz, timestamptz)
-	TO userlife_admin, userlife_owner;
-GRANT EXECUTE ON FUNCTION
-	userlife.claim_webhook_deliveries(integer, text),
-	userlife.complete_webhook_delivery(bigint, bigint, integer, integer, integer, text, text, integer)
-	TO userlife_developer, userlife_admin, userlife_owner;
-GRANT EXECUTE ON FUNCTION userlife.check_preload() TO userlife_owner;
+-- SPEC §3's table as rows: a privilege, the object it is on and the
+-- audience that gets it.  An audience names the marked columns of the
+-- spec's row; admin and owner hold a mark in every row but the owner's own.
+DO $grants$
+DECLARE
+	audiences CONSTANT jsonb := '{
+		"reader": "userlife_reader, userlife_developer, userlife_compliance, userlife_admin, userlife_owner",
+		"developer": "userlife_developer, userlife_admin, userlife_owner",
+		"compliance": "userlife_compliance, userlife_admin, userlife_owner",
+		"developer, compliance": "userlife_developer, userlife_compliance, userlife_admin, userlife_owner",
+		"admin": "userlife_admin, userlife_owner",
+		"owner": "userlife_owner",
+		"PUBLIC": "PUBLIC"}';
+	g record;
+BEGIN
+	-- In this order: a second grant on an object (transitions) adds to the
+	-- first, so its privileges list the roles as the first one named them.
+	-- An unknown audience leaves GRANT without grantees: an error, not a
+	-- grant skipped.
+	FOR g IN SELECT * FROM (VALUES
+		('USAGE', 'SCHEMA userlife', 'reader'),
+		('USAGE', 'TYPE userlife.user_status', 'PUBLIC'),
+		-- row-level security calls these as the querying role
+		('EXECUTE', 'FUNCTION userlife.sees_every_partner()', 'PUBLIC'),
+		('EXECUTE', 'FUNCTION userlife.bound_partners()', 'PUBLIC'),
+		('SELECT', 'userlife.users', 'reader'),
+		('SELECT', 'userlife.status_counts', 'reader'),
+		('SELECT', 'userlife.jobs', 'reader'),
+		('SELECT', 'userlife.partners', 'reader'),
+		('SELECT', 'userlife.transitions', 'reader'),
+		('SELECT', 'userlife.audit', 'compliance'),
+		('SELECT', 'userlife.due_for_purge', 'compliance'),
+		('SELECT', 'userlife.events', 'developer'),
+		('SELECT', 'userlife.partner_bindings', 'owner'),
+		('SELECT', 'userlife.purge_failures', 'owner'),
+		('SELECT', 'userlife.maintenance_log', 'compliance'),
+		('SELECT', 'userlife.maintenance_runs', 'compliance'),
+		('SELECT', 'userlife.event_backlog', 'developer'),
+		('SELECT', 'userlife.audit_size', 'compliance'),
+		('INSERT, UPDATE, DELETE', 'userlife.transitions', 'owner'),
+		('SELECT', 'userlife.webhook_deliveries', 'compliance'),
+		('SELECT', 'userlife.webhook_attempts', 'compliance'),
+		('EXECUTE', 'FUNCTION userlife.get_user(text, text)', 'reader'),
+		('EXECUTE', 'FUNCTION userlife.list_users(text, userlife.user_status, text, timestamptz, timestamptz, text, integer, uuid, integer)', 'reader'),
+		('EXECUTE', 'FUNCTION userlife.count_users(text, userlife.user_status, text, timestamptz, timestamptz, text)', 'reader'),
+		('EXECUTE', 'FUNCTION userlife.users_page(text, integer, integer, userlife.user_status, text)', 'reader'),
+		('EXECUTE', 'FUNCTION userlife.user_summary(text, text)', 'reader'),
+		('EXECUTE', 'FUNCTION userlife.register_user(text, text, text, text, jsonb, text[], userlife.user_status)', 'developer'),
+		('EXECUTE', 'FUNCTION userlife.update_user(text, text, text, text, jsonb, text[], bigint)', 'developer'),
+		('EXECUTE', 'FUNCTION userlife.mark_verified(text, text, jsonb)', 'developer'),
+		('EXECUTE', 'FUNCTION userlife.record_job(text, text, text, text, jsonb)', 'developer'),
+		('EXECUTE', 'FUNCTION userlife.import_users(text, jsonb, text, text)', 'developer'),
+		('EXECUTE', 'FUNCTION userlife.set_status(text, text, userlife.user_status, text, timestamptz)', 'compliance'),
+		('EXECUTE', 'FUNCTION userlife.enable_user(text, text, text)', 'compliance'),
+		('EXECUTE', 'FUNCTION userlife.disable_user(text, text, text)', 'compliance'),
+		('EXECUTE', 'FUNCTION userlife.set_fraud_flag(text, text, boolean, text)', 'compliance'),
+		('EXECUTE', 'FUNCTION userlife.allow_reenroll(text, text, boolean, text)', 'compliance'),
+		('EXECUTE', 'FUNCTION userlife.delete_user(text, text, text)', 'compliance'),
+		('EXECUTE', 'FUNCTION userlife.delete_users(text, text[], text)', 'compliance'),
+		('EXECUTE', 'FUNCTION userlife.restore_user(text, text, text)', 'compliance'),
+		('EXECUTE', 'FUNCTION userlife.user_history(text, text)', 'compliance'),
+		('EXECUTE', 'FUNCTION userlife.verify_audit(text, text)', 'compliance'),
+		('EXECUTE', 'FUNCTION userlife.erase_user(text, text, text)', 'compliance'),
+		('EXECUTE', 'FUNCTION userlife.set_legal_hold(text, text, boolean, text)', 'compliance'),
+		('EXECUTE', 'FUNCTION userlife.verify_partner_audit(text)', 'compliance'),
+		('EXECUTE', 'FUNCTION userlife.verify_signature(text, text, text, text)', 'developer, compliance'),
+		('EXECUTE', 'FUNCTION userlife.enrollee_request(jsonb)', 'developer, compliance'),
+		('EXECUTE', 'FUNCTION userlife.canonical_body(jsonb)', 'developer, compliance'),
+		('EXECUTE', 'FUNCTION userlife.claim_events(integer, text)', 'developer'),
+		('EXECUTE', 'FUNCTION userlife.ack_events(bigint[])', 'developer'),
+		('EXECUTE', 'FUNCTION userlife.create_partner(text, text, interval)', 'owner'),
+		('EXECUTE', 'FUNCTION userlife.set_retention(text, interval)', 'owner'),
+		('EXECUTE', 'FUNCTION userlife.bind_partner(regrole, text)', 'owner'),
+		('EXECUTE', 'FUNCTION userlife.unbind_partner(regrole, text)', 'owner'),
+		('EXECUTE', 'FUNCTION userlife.issue_api_key(text, text, interval)', 'owner'),
+		('EXECUTE', 'FUNCTION userlife.generate_signature(text, text, text)', 'owner'),
+		('EXECUTE', 'FUNCTION userlife.purge_expired(integer)', 'owner'),
+		('EXECUTE', 'FUNCTION userlife.run_maintenance(integer)', 'owner'),
+		('EXECUTE', 'FUNCTION userlife.schedule_maintenance(text)', 'owner'),
+		('EXECUTE', 'FUNCTION userlife.unschedule_maintenance()', 'owner'),
+		('EXECUTE', 'FUNCTION userlife.rebuild_search()', 'owner'),
+		('EXECUTE', 'FUNCTION userlife.add_webhook_endpoint(text, text, text[])', 'admin'),
+		('EXECUTE', 'FUNCTION userlife.rotate_webhook_secret(text, bigint, interval)', 'admin'),
+		('EXECUTE', 'FUNCTION userlife.set_webhook_endpoint(text, bigint, boolean)', 'admin'),
+		('EXECUTE', 'FUNCTION userlife.remove_webhook_endpoint(text, bigint)', 'admin'),
+		('EXECUTE', 'FUNCTION userlife.replay_webhooks(text, bigint, timestamptz, timestamptz)', 'admin'),
+		('EXECUTE', 'FUNCTION userlife.claim_webhook_deliveries(integer, text)', 'developer'),
+		('EXECUTE', 'FUNCTION userlife.complete_webhook_delivery(bigint, bigint, integer, integer, integer, text, text, integer)', 'developer'),
+		('EXECUTE', 'FUNCTION userlife.check_preload()', 'owner')
+	) AS t (privilege, object, audience)
+	LOOP
+		EXECUTE pg_catalog.format('GRANT %s ON %s TO %s', g.privilege, g.object,
+								  audiences OPERATOR(pg_catalog.->>) g.audience);
+	END LOOP;
+END
+$grants$;
 
 -- last: the preload notice (creates nothing)
 SELECT userlife.check_preload();
