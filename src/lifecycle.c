@@ -340,7 +340,6 @@ userlife_transitions_changed(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	bool		isnull;
 	Oid			argtypes[3];
-	int			rc;
 	int			i;
 	uint64		merged;
 
@@ -375,13 +374,10 @@ userlife_transitions_changed(PG_FUNCTION_ARGS)
 		argtypes[i] = TupleDescAttr(desc, i)->atttypid;
 	}
 	UserlifeSpiConnect();
-	rc = SPI_execute_plan(UserlifePreparePlan(&merge_plan,
-											  "UPDATE userlife.transitions t SET requires_reason = $3 "
-											  "WHERE t.from_status = $1 AND t.to_status = $2",
-											  3, argtypes),
-						  values, NULL, false, 0);
-	if (rc != SPI_OK_UPDATE)
-		elog(ERROR, "transition rule merge failed");
+	UserlifeRun(&merge_plan,
+				"UPDATE userlife.transitions t SET requires_reason = $3 "
+				"WHERE t.from_status = $1 AND t.to_status = $2",
+				3, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
 	merged = SPI_processed;
 	UserlifeSpiFinish();
 	return PointerGetDatum(merged > 0 ? NULL : tup);
@@ -1055,8 +1051,7 @@ userlife_allow_reenroll(PG_FUNCTION_ARGS)
 	bool		allow = PG_ARGISNULL(2) ? true : PG_GETARG_BOOL(2);
 	AccessScope scope;
 
-	UserlifeCheckPartnerId(partner);
-	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	AccessEnterPartner(&scope, ACCESS_COMPLIANCE, partner);
 	allow = LifecycleAllowReenroll(scope.caller, partner, external_id, allow,
 								   UserlifeOptionalText(fcinfo, 3));
 	AccessLeave(&scope);
@@ -1075,13 +1070,10 @@ userlife_get_user(PG_FUNCTION_ARGS)
 	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
 	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
 	AccessScope scope;
-	UserRow		u;
 	Datum		result;
 
-	UserlifeCheckPartnerId(partner);
-	AccessEnter(&scope, ACCESS_READER, partner);
-	require_user(partner, external_id, LOCK_NONE, &u);
-	result = SPI_datumTransfer(u.row, false, -1);
+	AccessEnterPartner(&scope, ACCESS_READER, partner);
+	result = UserlifeGetUserRow(partner, external_id);
 	AccessLeave(&scope);
 	PG_RETURN_DATUM(result);
 }
@@ -1372,8 +1364,7 @@ change_status(FunctionCallInfo fcinfo, const char *partner, const char *external
 	AccessScope scope;
 	Datum		result;
 
-	UserlifeCheckPartnerId(partner);
-	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	AccessEnterPartner(&scope, ACCESS_COMPLIANCE, partner);
 	result = LifecycleChangeStatus(scope.caller, partner, external_id, status, reason,
 								   has_until, until);
 	AccessLeave(&scope);
@@ -1396,26 +1387,29 @@ userlife_set_status(PG_FUNCTION_ARGS)
 								  PG_ARGISNULL(4) ? 0 : PG_GETARG_TIMESTAMPTZ(4)));
 }
 
-/* enable_user(partner, external_id, reason): set_status to active */
-Datum
-userlife_enable_user(PG_FUNCTION_ARGS)
+/* fixed_status: enable_user and disable_user, set_status to one status */
+static Datum
+fixed_status(FunctionCallInfo fcinfo, UserStatus status)
 {
 	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
 	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
 
-	PG_RETURN_DATUM(change_status(fcinfo, partner, external_id, USER_ACTIVE,
-								  UserlifeOptionalText(fcinfo, 2), false, 0));
+	return change_status(fcinfo, partner, external_id, status,
+						 UserlifeOptionalText(fcinfo, 2), false, 0);
+}
+
+/* enable_user(partner, external_id, reason): set_status to active */
+Datum
+userlife_enable_user(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(fixed_status(fcinfo, USER_ACTIVE));
 }
 
 /* disable_user(partner, external_id, reason): set_status to inactive */
 Datum
 userlife_disable_user(PG_FUNCTION_ARGS)
 {
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
-
-	PG_RETURN_DATUM(change_status(fcinfo, partner, external_id, USER_INACTIVE,
-								  UserlifeOptionalText(fcinfo, 2), false, 0));
+	PG_RETURN_DATUM(fixed_status(fcinfo, USER_INACTIVE));
 }
 
 /* LifecycleSetFraudFlag: sets or clears the fraud flag; returns the row */
@@ -1424,7 +1418,6 @@ LifecycleSetFraudFlag(Oid caller, const char *partner, const char *external_id,
 					  bool is_fraudulent, const char *reason)
 {
 	static SPIPlanPtr plan = NULL;
-	UserRow		u;
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, BOOLOID};
 	Datum		values[3];
 	Datum		result;
@@ -1442,10 +1435,7 @@ LifecycleSetFraudFlag(Oid caller, const char *partner, const char *external_id,
 							 3, argtypes, values, NULL);
 	WriteCtxEnd();
 	if (result == (Datum) 0)
-	{
-		require_user(partner, external_id, LOCK_NONE, &u);
-		result = SPI_datumTransfer(u.row, false, -1);
-	}
+		result = UserlifeGetUserRow(partner, external_id);
 	return result;
 }
 
@@ -1459,8 +1449,7 @@ userlife_set_fraud_flag(PG_FUNCTION_ARGS)
 	Datum		result;
 
 	UserlifeRequireArg(fcinfo, 2, "is_fraudulent");
-	UserlifeCheckPartnerId(partner);
-	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	AccessEnterPartner(&scope, ACCESS_COMPLIANCE, partner);
 	result = LifecycleSetFraudFlag(scope.caller, partner, external_id, PG_GETARG_BOOL(2),
 								   UserlifeOptionalText(fcinfo, 3));
 	AccessLeave(&scope);
@@ -1526,7 +1515,6 @@ soft_delete(const char *partner, const char *external_id, Datum *row, bool *foun
 Datum
 LifecycleDelete(Oid caller, const char *partner, const char *external_id, const char *reason)
 {
-	UserRow		u;
 	Datum		result = (Datum) 0;
 	bool		found;
 
@@ -1537,10 +1525,7 @@ LifecycleDelete(Oid caller, const char *partner, const char *external_id, const 
 		result = (Datum) 0;
 	WriteCtxEnd();
 	if (result == (Datum) 0)
-	{
-		require_user(partner, external_id, LOCK_NONE, &u);
-		result = SPI_datumTransfer(u.row, false, -1);
-	}
+		result = UserlifeGetUserRow(partner, external_id);
 	return result;
 }
 
@@ -1553,8 +1538,7 @@ userlife_delete_user(PG_FUNCTION_ARGS)
 	AccessScope scope;
 	Datum		result;
 
-	UserlifeCheckPartnerId(partner);
-	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	AccessEnterPartner(&scope, ACCESS_COMPLIANCE, partner);
 	result = LifecycleDelete(scope.caller, partner, external_id, UserlifeOptionalText(fcinfo, 2));
 	AccessLeave(&scope);
 	PG_RETURN_DATUM(result);
@@ -1689,8 +1673,7 @@ userlife_restore_user(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	Datum		result;
 
-	UserlifeCheckPartnerId(partner);
-	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	AccessEnterPartner(&scope, ACCESS_COMPLIANCE, partner);
 	require_user(partner, external_id, LOCK_UPDATE, &u);
 	if (u.status != USER_DELETED)
 		ereport(ERROR,

@@ -282,8 +282,7 @@ userlife_count_users(PG_FUNCTION_ARGS)
 	UserFilter	f;
 	int64		count;
 
-	UserlifeCheckPartnerId(partner);
-	AccessEnter(&scope, ACCESS_READER, partner);
+	AccessEnterPartner(&scope, ACCESS_READER, partner);
 	LifecycleRequirePartner(partner);
 	build_filter(fcinfo, &f, partner, 1, 2, 3, 4, 5);
 	count = count_matching(&f);

@@ -191,8 +191,8 @@ counts_by_query(SPIPlanPtr *plan, const char *sql, Datum user_id, int64 **counts
 	bool		isnull;
 	int			i;
 
-	if (SPI_execute_plan(UserlifePrepareCustomPlan(plan, sql, 1, argtypes), values, NULL, true, 1)
-		!= SPI_OK_SELECT || SPI_processed != 1)
+	UserlifeRunCustom(plan, sql, 1, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
+	if (SPI_processed != 1)
 		elog(ERROR, "user_summary counters failed: %s", sql);
 	for (i = 0; i < ncounts; i++)
 		*counts[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
@@ -350,8 +350,7 @@ userlife_user_summary(PG_FUNCTION_ARGS)
 	int64		dead;
 	Jsonb	   *result;
 
-	UserlifeCheckPartnerId(partner);
-	AccessEnter(&scope, ACCESS_READER, partner);
+	AccessEnterPartner(&scope, ACCESS_READER, partner);
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(external_id);
 	UserlifeRun(&plan,
