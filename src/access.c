@@ -234,6 +234,20 @@ AccessLeave(AccessScope *scope)
 }
 
 /*
+ * AccessLeaveWithRows
+ *		The end of a set-returning function that answers with the rows of
+ *		its last statement: they go into its tuplestore (see
+ *		UserlifeStoreCompositeRows) before AccessLeave frees them.
+ */
+Datum
+AccessLeaveWithRows(AccessScope *scope, ReturnSetInfo *rsinfo)
+{
+	UserlifeStoreCompositeRows(rsinfo);
+	AccessLeave(scope);
+	return (Datum) 0;
+}
+
+/*
  * AccessIsEntered: whether we run between AccessEnter and AccessLeave, for
  * the Assert()s of the functions that must
  */

@@ -9,6 +9,9 @@
 #ifndef USERLIFE_ACCESS_H
 #define USERLIFE_ACCESS_H
 
+#include "fmgr.h"
+#include "nodes/execnodes.h"
+
 typedef enum AccessLevel
 {
 	ACCESS_READER,
@@ -50,6 +53,7 @@ extern void AccessRefuseOnStandby(FunctionCallInfo fcinfo);
 extern void AccessEnterPartnerCall(FunctionCallInfo fcinfo, AccessScope *scope,
 								   AccessLevel level, const char *partner);
 extern void AccessLeave(AccessScope *scope);
+extern Datum AccessLeaveWithRows(AccessScope *scope, ReturnSetInfo *rsinfo);
 extern bool AccessIsEntered(void);
 extern bool AccessIsPartnerWide(Oid role);
 extern void AccessCheckPartnerBinding(Oid role, const char *partner);

@@ -1354,21 +1354,17 @@ static Datum
 find_user_id(const char *partner, const char *external_id)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
 	bool		isnull;
 
-	values[0] = CStringGetTextDatum(partner);
-	values[1] = CStringGetTextDatum(external_id);
-	UserlifeRun(&plan,
-				"SELECT u.user_id FROM userlife.users u "
-				"WHERE u.partner = $1 AND u.external_id = $2 "
-				"UNION ALL "
-				"SELECT t.user_id FROM userlife.tombstones t "
-				"WHERE t.partner = $1 "
-				"AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8')) "
-				"LIMIT 1",
-				2, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
+	UserlifeRunForUser(&plan,
+					   "SELECT u.user_id FROM userlife.users u "
+					   "WHERE u.partner = $1 AND u.external_id = $2 "
+					   "UNION ALL "
+					   "SELECT t.user_id FROM userlife.tombstones t "
+					   "WHERE t.partner = $1 "
+					   "AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8')) "
+					   "LIMIT 1",
+					   partner, external_id, true, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -1396,9 +1392,7 @@ userlife_user_history(PG_FUNCTION_ARGS)
 	UserlifeRunCustom(&plan,
 					  "SELECT a FROM userlife.audit a WHERE a.user_id = $1 ORDER BY a.audit_id",
 					  1, argtypes, values, NULL, true, 0, SPI_OK_SELECT);
-	UserlifeStoreCompositeRows(rsinfo);
-	AccessLeave(&scope);
-	return (Datum) 0;
+	return AccessLeaveWithRows(&scope, rsinfo);
 }
 
 /*

@@ -84,9 +84,7 @@ userlife_claim_events(PG_FUNCTION_ARGS)
 				" FROM picked WHERE e.event_id = picked.event_id RETURNING e) "
 				"SELECT c.e FROM claimed c ORDER BY (c.e).event_id",
 				6, argtypes, values, nulls, false, 0, SPI_OK_SELECT);
-	UserlifeStoreCompositeRows(rsinfo);
-	AccessLeave(&scope);
-	return (Datum) 0;
+	return AccessLeaveWithRows(&scope, rsinfo);
 }
 
 /* ack_events(event_ids): marks events delivered; returns how many were newly delivered */

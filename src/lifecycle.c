@@ -401,21 +401,42 @@ first_column(void)
 	return SPI_datumTransfer(d, false, -1);
 }
 
-/* LifecycleRequirePartner: raises P0002 unless the partner exists */
-void
-LifecycleRequirePartner(const char *partner)
+/* require_partner: raises P0002 unless the partner exists; key_share locks its row */
+static void
+require_partner(const char *partner, bool key_share)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2] = {NULL, NULL};
+	static const char *const sql[2] = {
+		"SELECT 1 FROM userlife.partners p WHERE p.partner = $1",
+		"SELECT 1 FROM userlife.partners p WHERE p.partner = $1 FOR KEY SHARE"
+	};
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 
 	values[0] = CStringGetTextDatum(partner);
-	UserlifeRun(&plan, "SELECT 1 FROM userlife.partners p WHERE p.partner = $1",
-			  1, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
+	UserlifeRun(&plans[key_share], sql[key_share], 1, argtypes, values, NULL, !key_share, 1,
+				SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("partner \"%s\" does not exist", partner)));
+}
+
+/* LifecycleRequirePartner: raises P0002 unless the partner exists */
+void
+LifecycleRequirePartner(const char *partner)
+{
+	require_partner(partner, false);
+}
+
+/*
+ * LifecycleLockPartner: LifecycleRequirePartner for a row that will refer
+ * to the partner: its row is locked FOR KEY SHARE until the transaction ends
+ */
+void
+LifecycleLockPartner(const char *partner)
+{
+	require_partner(partner, true);
 }
 
 /* UserlifeUserNotFound: raises P0002 for the partner or, if it exists, the user */
@@ -442,16 +463,12 @@ fetch_user(const char *partner, const char *external_id, RowLock lock, UserRow *
 		FETCH_COLUMNS " FOR SHARE",
 		FETCH_COLUMNS " FOR NO KEY UPDATE"
 	};
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull;
 
-	values[0] = CStringGetTextDatum(partner);
-	values[1] = CStringGetTextDatum(external_id);
-	UserlifeRun(&plans[lock], sql[lock], 2, argtypes, values, NULL, lock == LOCK_NONE, 1,
-			  SPI_OK_SELECT);
+	UserlifeRunForUser(&plans[lock], sql[lock], partner, external_id, lock == LOCK_NONE, 1,
+					   SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
 	tup = SPI_tuptable->vals[0];
@@ -703,18 +720,14 @@ lookup_tombstone(const char *partner, const char *external_id, Datum *user_id,
 				 int32 *enrollment_count, bool *allowed)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
 	bool		isnull;
 	HeapTuple	tup;
 
-	values[0] = CStringGetTextDatum(partner);
-	values[1] = CStringGetTextDatum(external_id);
-	UserlifeRun(&plan,
-			  "SELECT t.user_id, t.enrollment_count, t.allow_new_enroll FROM userlife.tombstones t "
-			  "WHERE t.partner = $1 AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8')) "
-			  "FOR UPDATE",
-			  2, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
+	UserlifeRunForUser(&plan,
+					   "SELECT t.user_id, t.enrollment_count, t.allow_new_enroll FROM userlife.tombstones t "
+					   "WHERE t.partner = $1 AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8')) "
+					   "FOR UPDATE",
+					   partner, external_id, false, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
 	tup = SPI_tuptable->vals[0];
@@ -1481,21 +1494,17 @@ soft_delete(const char *partner, const char *external_id, Datum *row, bool *foun
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr exists_plan = NULL;
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
 	bool		deleted;
 
-	values[0] = CStringGetTextDatum(partner);
-	values[1] = CStringGetTextDatum(external_id);
-	UserlifeRun(&plan,
-				"UPDATE userlife.users u SET status = 'deleted', deleted_at = pg_catalog.now(),"
-				" purge_after = pg_catalog.timezone('UTC',"
-				" pg_catalog.timezone('UTC', pg_catalog.now())"
-				"  + LEAST(p.retention, '100 years'::pg_catalog.interval)) "
-				"FROM userlife.partners p "
-				"WHERE p.partner = u.partner AND u.partner = $1 AND u.external_id = $2"
-				" AND u.status <> 'deleted' RETURNING u",
-				2, argtypes, values, NULL, false, 0, SPI_OK_UPDATE_RETURNING);
+	UserlifeRunForUser(&plan,
+					   "UPDATE userlife.users u SET status = 'deleted', deleted_at = pg_catalog.now(),"
+					   " purge_after = pg_catalog.timezone('UTC',"
+					   " pg_catalog.timezone('UTC', pg_catalog.now())"
+					   "  + LEAST(p.retention, '100 years'::pg_catalog.interval)) "
+					   "FROM userlife.partners p "
+					   "WHERE p.partner = u.partner AND u.partner = $1 AND u.external_id = $2"
+					   " AND u.status <> 'deleted' RETURNING u",
+					   partner, external_id, false, 0, SPI_OK_UPDATE_RETURNING);
 	deleted = SPI_processed > 0;
 	if (deleted && row != NULL)
 		*row = first_column();
@@ -1503,9 +1512,9 @@ soft_delete(const char *partner, const char *external_id, Datum *row, bool *foun
 	*found = deleted;
 	if (deleted)
 		return true;
-	UserlifeRun(&exists_plan,
-				"SELECT 1 FROM userlife.users u WHERE u.partner = $1 AND u.external_id = $2",
-				2, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
+	UserlifeRunForUser(&exists_plan,
+					   "SELECT 1 FROM userlife.users u WHERE u.partner = $1 AND u.external_id = $2",
+					   partner, external_id, true, 1, SPI_OK_SELECT);
 	*found = SPI_processed > 0;
 	SPI_freetuptable(SPI_tuptable);
 	return false;

@@ -268,9 +268,7 @@ userlife_list_users(PG_FUNCTION_ARGS)
 	f.nulls[P_OFFSET] = ' ';
 
 	select_page(&f, "u", "list_users");
-	UserlifeStoreCompositeRows(rsinfo);
-	AccessLeave(&scope);
-	return (Datum) 0;
+	return AccessLeaveWithRows(&scope, rsinfo);
 }
 
 /* count_users(partner, status, search, created_after, created_before, tag) */

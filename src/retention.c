@@ -443,8 +443,6 @@ userlife_erase_user(PG_FUNCTION_ARGS)
 	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
 	char	   *reason = UserlifeRequireText(fcinfo, 2, "reason");
 	AccessScope scope;
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
 	Datum		user_id;
 	bool		isnull;
 
@@ -454,12 +452,10 @@ userlife_erase_user(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a reason is required to erase a user")));
 	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
-	values[0] = CStringGetTextDatum(partner);
-	values[1] = CStringGetTextDatum(external_id);
-	UserlifeRun(&lock_plan,
-		"SELECT u.user_id, u.legal_hold FROM userlife.users u "
-		"WHERE u.partner = $1 AND u.external_id = $2 FOR UPDATE",
-		2, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
+	UserlifeRunForUser(&lock_plan,
+					   "SELECT u.user_id, u.legal_hold FROM userlife.users u "
+					   "WHERE u.partner = $1 AND u.external_id = $2 FOR UPDATE",
+					   partner, external_id, false, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		UserlifeUserNotFound(partner, external_id);
 	user_id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);

@@ -364,6 +364,23 @@ UserlifeRun(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes, Datum 
 }
 
 /*
+ * UserlifeRunForUser
+ *		UserlifeRun for a statement about one user, whose parameters are its
+ *		partner ($1) and external_id ($2), as text.
+ */
+void
+UserlifeRunForUser(SPIPlanPtr *cache, const char *sql, const char *partner,
+				   const char *external_id, bool read_only, long count, int expected)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = CStringGetTextDatum(partner);
+	values[1] = CStringGetTextDatum(external_id);
+	UserlifeRun(cache, sql, 2, argtypes, values, NULL, read_only, count, expected);
+}
+
+/*
  * UserlifeRunCustom
  *		Like UserlifeRun, but the statement, prepared once, is planned at
  *		every execution with its parameter values and the table's current
