@@ -21,7 +21,8 @@ MAX_LINES=100
 
 echo "1..5"
 n=0
-tap() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
+failed=0
+tap() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
 
 # ---- 1. function length ----------------------------------------------------
 # functions FILE...: "file:line name length" for every function definition
@@ -120,3 +121,4 @@ reserve=$(grep -nE '^[[:space:]]*MarkGUCPrefixReserved\("userlife"\);' <<<"$pgin
 tap $? "_PG_init reserves the prefix userlife after the last Init"
 
 rm -rf /tmp/house.$$.*
+exit $failed
