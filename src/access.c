@@ -212,12 +212,39 @@ AccessEnterCall(FunctionCallInfo fcinfo, AccessScope *scope, AccessLevel level,
 		AccessCheckPartnerBinding(scope->caller, partner);
 }
 
+/*
+ * AccessEnterPartnerCall (through AccessEnterPartner)
+ *		AccessEnterCall for a partner the caller named: its id is checked
+ *		first, so that a malformed id is 22023 whatever the caller's rights.
+ */
+void
+AccessEnterPartnerCall(FunctionCallInfo fcinfo, AccessScope *scope, AccessLevel level,
+					   const char *partner)
+{
+	UserlifeCheckPartnerId(partner);
+	AccessEnterCall(fcinfo, scope, level, partner, false);
+}
+
 /* AccessLeave: disconnects from SPI and switches back to the calling role */
 void
 AccessLeave(AccessScope *scope)
 {
 	UserlifeSpiFinish();
 	SetUserIdAndSecContext(scope->saved_user, scope->saved_sec_context);
+}
+
+/*
+ * AccessLeaveWithRows
+ *		The end of a set-returning function that answers with the rows of
+ *		its last statement: they go into its tuplestore (see
+ *		UserlifeStoreCompositeRows) before AccessLeave frees them.
+ */
+Datum
+AccessLeaveWithRows(AccessScope *scope, ReturnSetInfo *rsinfo)
+{
+	UserlifeStoreCompositeRows(rsinfo);
+	AccessLeave(scope);
+	return (Datum) 0;
 }
 
 /*
@@ -242,7 +269,6 @@ change_binding(FunctionCallInfo fcinfo, bool bind)
 	AccessScope scope;
 	Oid			argtypes[3] = {OIDOID, TEXTOID, TEXTOID};
 	Datum		values[3];
-	int			rc;
 	static SPIPlanPtr bind_plan = NULL;
 	static SPIPlanPtr unbind_plan = NULL;
 
@@ -267,21 +293,17 @@ change_binding(FunctionCallInfo fcinfo, bool bind)
 	LifecycleRequirePartner(partner);
 	/* binding again refreshes the name: a renamed or stale binding is the role's now */
 	if (bind)
-		rc = SPI_execute_plan(UserlifePreparePlan(&bind_plan,
-												  "INSERT INTO userlife.partner_bindings AS b (role, partner, role_name) "
-												  "VALUES ($1::pg_catalog.regrole, $2, $3) "
-												  "ON CONFLICT (role, partner) DO UPDATE SET role_name = excluded.role_name "
-												  "WHERE b.role_name IS DISTINCT FROM excluded.role_name",
-												  3, argtypes),
-							  values, NULL, false, 0);
+		UserlifeRun(&bind_plan,
+					"INSERT INTO userlife.partner_bindings AS b (role, partner, role_name) "
+					"VALUES ($1::pg_catalog.regrole, $2, $3) "
+					"ON CONFLICT (role, partner) DO UPDATE SET role_name = excluded.role_name "
+					"WHERE b.role_name IS DISTINCT FROM excluded.role_name",
+					3, argtypes, values, NULL, false, 0, SPI_OK_INSERT);
 	else
-		rc = SPI_execute_plan(UserlifePreparePlan(&unbind_plan,
-												  "DELETE FROM userlife.partner_bindings b "
-												  "WHERE b.role = $1::pg_catalog.regrole AND b.partner = $2",
-												  2, argtypes),
-							  values, NULL, false, 0);
-	if (rc < 0)
-		elog(ERROR, "partner binding change failed: %s", SPI_result_code_string(rc));
+		UserlifeRun(&unbind_plan,
+					"DELETE FROM userlife.partner_bindings b "
+					"WHERE b.role = $1::pg_catalog.regrole AND b.partner = $2",
+					2, argtypes, values, NULL, false, 0, SPI_OK_DELETE);
 	AccessLeave(&scope);
 }
 
@@ -334,14 +356,12 @@ userlife_bound_partners(PG_FUNCTION_ARGS)
 	SetUserIdAndSecContext(extension_owner(), saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 	UserlifeSpiConnect();
 	values[0] = ObjectIdGetDatum(caller);
-	if (SPI_execute_plan(UserlifePreparePlan(&plan,
-											 "SELECT coalesce(pg_catalog.array_agg(DISTINCT b.partner),"
-											 " '{}'::pg_catalog.text[]) FROM userlife.partner_bindings b"
-											 " WHERE " USERLIFE_BINDING_LIVE
-											 " AND pg_catalog.pg_has_role($1, b.role::pg_catalog.oid, 'USAGE')",
-											 1, argtypes),
-						 values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "partner binding lookup failed");
+	UserlifeRun(&plan,
+				"SELECT coalesce(pg_catalog.array_agg(DISTINCT b.partner),"
+				" '{}'::pg_catalog.text[]) FROM userlife.partner_bindings b"
+				" WHERE " USERLIFE_BINDING_LIVE
+				" AND pg_catalog.pg_has_role($1, b.role::pg_catalog.oid, 'USAGE')",
+				1, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
 	result = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
 							   false, -1);
 	UserlifeSpiFinish();

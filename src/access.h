@@ -9,6 +9,9 @@
 #ifndef USERLIFE_ACCESS_H
 #define USERLIFE_ACCESS_H
 
+#include "fmgr.h"
+#include "nodes/execnodes.h"
+
 typedef enum AccessLevel
 {
 	ACCESS_READER,
@@ -39,7 +42,18 @@ extern void AccessRefuseOnStandby(FunctionCallInfo fcinfo);
 	AccessEnterCall(fcinfo, (scope), (level), (partner), false)
 #define AccessEnterReadOnly(scope, level, partner) \
 	AccessEnterCall(fcinfo, (scope), (level), (partner), true)
+
+/*
+ * AccessEnterPartner(scope, level, partner): AccessEnter for a partner the
+ * caller named, whose id is checked first (22023, before the caller's rights
+ * are)
+ */
+#define AccessEnterPartner(scope, level, partner) \
+	AccessEnterPartnerCall(fcinfo, (scope), (level), (partner))
+extern void AccessEnterPartnerCall(FunctionCallInfo fcinfo, AccessScope *scope,
+								   AccessLevel level, const char *partner);
 extern void AccessLeave(AccessScope *scope);
+extern Datum AccessLeaveWithRows(AccessScope *scope, ReturnSetInfo *rsinfo);
 extern bool AccessIsEntered(void);
 extern bool AccessIsPartnerWide(Oid role);
 extern void AccessCheckPartnerBinding(Oid role, const char *partner);

@@ -65,6 +65,7 @@
 #include "catalog.h"
 #include "chain.h"
 #include "lifecycle.h"
+#include "retention.h"
 #include "search.h"
 #include "util.h"
 #include "writectx.h"
@@ -532,7 +533,6 @@ load_chain_head(AuditRecord *rec, Datum user_id)
 	Oid			argtypes[1] = {UUIDOID};
 	Datum		values[1] = {user_id};
 	bool		isnull;
-	int			rc;
 	bytea	   *head;
 	bool		found;
 
@@ -542,13 +542,10 @@ load_chain_head(AuditRecord *rec, Datum user_id)
 		return;
 	}
 	UserlifeSpiConnect();
-	rc = SPI_execute_plan(UserlifePrepareCustomPlan(&head_plan,
-											  "SELECT a.row_hash FROM userlife.audit a "
-											  "WHERE a.user_id = $1 ORDER BY a.audit_id DESC LIMIT 1",
-											  1, argtypes),
-						  values, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "audit chain head lookup failed");
+	UserlifeRunCustom(&head_plan,
+					  "SELECT a.row_hash FROM userlife.audit a "
+					  "WHERE a.user_id = $1 ORDER BY a.audit_id DESC LIMIT 1",
+					  1, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
 	rec->has_prev = false;
 	if (SPI_processed == 1)
 	{
@@ -1145,6 +1142,28 @@ guard_insert(TriggerData *trigdata, TupleDesc desc)
 	return seal_registration(heap_modify_tuple_by_cols(newtup, desc, n, cols, values, nulls), desc);
 }
 
+/*
+ * append_after_row_head
+ *		Seals rec onto the user's chain and appends it, for an UPDATE or a
+ *		DELETE of the users row oldtup: the chain's head is the row's
+ *		audit_head, or read from the audit when the row has none.
+ */
+static void
+append_after_row_head(AuditRecord *rec, HeapTuple oldtup, TupleDesc desc)
+{
+	bool		isnull;
+	bool		hnull;
+	Datum		user_id = col(oldtup, desc, COL_USER_ID, &isnull);
+	Datum		head = col(oldtup, desc, COL_AUDIT_HEAD, &hnull);
+
+	if (hnull || !ChainHashFromBytea(head, rec->prev_hash))
+		load_chain_head(rec, user_id);
+	else
+		rec->has_prev = true;
+	seal_row(rec, user_id, false, NULL);
+	append_audit(rec, user_id);
+}
+
 static HeapTuple
 guard_update(TriggerData *trigdata, TupleDesc desc)
 {
@@ -1164,7 +1183,6 @@ guard_update(TriggerData *trigdata, TupleDesc desc)
 	Datum		values[8];
 	bool		nulls[8];
 	int			n = 0;
-	Datum		user_id;
 	HeapTuple	result;
 	Datum		o,
 				nv;
@@ -1219,14 +1237,7 @@ guard_update(TriggerData *trigdata, TupleDesc desc)
 	else
 		rec.reason = UserlifeEffectiveReason(w ? w->reason : NULL);
 
-	user_id = col(oldtup, desc, COL_USER_ID, &isnull);
-	o = col(oldtup, desc, COL_AUDIT_HEAD, &onull);
-	if (onull || !ChainHashFromBytea(o, rec.prev_hash))
-		load_chain_head(&rec, user_id);
-	else
-		rec.has_prev = true;
-	seal_row(&rec, user_id, false, NULL);
-	append_audit(&rec, user_id);
+	append_after_row_head(&rec, oldtup, desc);
 
 	n = 0;
 	cols[n] = attnums[COL_VERSION];
@@ -1251,16 +1262,12 @@ guard_delete(TriggerData *trigdata, TupleDesc desc)
 	const WriteFrame *w = WriteCtxCurrent();
 	AuditRecord rec;
 	bool		isnull;
-	bool		hnull;
-	Datum		user_id;
-	Datum		head;
 
 	if (DatumGetBool(col(oldtup, desc, COL_LEGAL_HOLD, &isnull)))
-		ereport_as_caller(ERROR,
-				(errcode(ERRCODE_USERLIFE_LEGAL_HOLD),
-				 errmsg("%s is under legal hold", row_user_name(oldtup, desc)),
-				 errdetail("A user under legal hold cannot be purged or erased."),
-				 errhint("Release the hold with userlife.set_legal_hold() first.")));
+	{
+		WriteCtxReportAsCaller();
+		RetentionRefuseLegalHold(row_user_name(oldtup, desc));
+	}
 
 	memset(&rec, 0, sizeof(rec));
 	fill_identity(&rec, oldtup, desc, (w && w->action) ? w->action : "erase");
@@ -1269,14 +1276,7 @@ guard_delete(TriggerData *trigdata, TupleDesc desc)
 	rec.old_values = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	rec.new_values = rec.old_values;
 
-	user_id = col(oldtup, desc, COL_USER_ID, &isnull);
-	head = col(oldtup, desc, COL_AUDIT_HEAD, &hnull);
-	if (hnull || !ChainHashFromBytea(head, rec.prev_hash))
-		load_chain_head(&rec, user_id);
-	else
-		rec.has_prev = true;
-	seal_row(&rec, user_id, false, NULL);
-	append_audit(&rec, user_id);
+	append_after_row_head(&rec, oldtup, desc);
 	SearchDropDocument(trigdata->tg_relation, oldtup);
 	return oldtup;
 }
@@ -1354,25 +1354,17 @@ static Datum
 find_user_id(const char *partner, const char *external_id)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
 	bool		isnull;
-	int			rc;
 
-	values[0] = CStringGetTextDatum(partner);
-	values[1] = CStringGetTextDatum(external_id);
-	rc = SPI_execute_plan(UserlifePreparePlan(&plan,
-											  "SELECT u.user_id FROM userlife.users u "
-											  "WHERE u.partner = $1 AND u.external_id = $2 "
-											  "UNION ALL "
-											  "SELECT t.user_id FROM userlife.tombstones t "
-											  "WHERE t.partner = $1 "
-											  "AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8')) "
-											  "LIMIT 1",
-											  2, argtypes),
-						  values, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "user lookup failed");
+	UserlifeRunForUser(&plan,
+					   "SELECT u.user_id FROM userlife.users u "
+					   "WHERE u.partner = $1 AND u.external_id = $2 "
+					   "UNION ALL "
+					   "SELECT t.user_id FROM userlife.tombstones t "
+					   "WHERE t.partner = $1 "
+					   "AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8')) "
+					   "LIMIT 1",
+					   partner, external_id, true, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -1392,21 +1384,15 @@ userlife_user_history(PG_FUNCTION_ARGS)
 	AccessScope scope;
 	Oid			argtypes[1] = {UUIDOID};
 	Datum		values[1];
-	int			rc;
 
 	UserlifeCheckPartnerId(partner);
 	InitMaterializedSRF(fcinfo, 0);
 	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
 	values[0] = find_user_id(partner, external_id);
-	rc = SPI_execute_plan(UserlifePrepareCustomPlan(&plan,
-											  "SELECT a FROM userlife.audit a WHERE a.user_id = $1 ORDER BY a.audit_id",
-											  1, argtypes),
-						  values, NULL, true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "audit lookup failed");
-	UserlifeStoreCompositeRows(rsinfo);
-	AccessLeave(&scope);
-	return (Datum) 0;
+	UserlifeRunCustom(&plan,
+					  "SELECT a FROM userlife.audit a WHERE a.user_id = $1 ORDER BY a.audit_id",
+					  1, argtypes, values, NULL, true, 0, SPI_OK_SELECT);
+	return AccessLeaveWithRows(&scope, rsinfo);
 }
 
 /*
@@ -1421,8 +1407,7 @@ userlife_verify_audit(PG_FUNCTION_ARGS)
 	AccessScope scope;
 	bool		ok;
 
-	UserlifeCheckPartnerId(partner);
-	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	AccessEnterPartner(&scope, ACCESS_COMPLIANCE, partner);
 	ok = ChainVerifyUser(find_user_id(partner, external_id));
 	AccessLeave(&scope);
 	PG_RETURN_BOOL(ok);

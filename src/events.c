@@ -48,7 +48,6 @@ userlife_claim_events(PG_FUNCTION_ARGS)
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	TimestampTz clock = GetCurrentTimestamp();
-	int			rc;
 
 	if (max_events < 1 || max_events > MAX_CLAIM)
 		ereport(ERROR,
@@ -71,26 +70,21 @@ userlife_claim_events(PG_FUNCTION_ARGS)
 	 */
 	values[4] = TimestampTzGetDatum(clock);
 	values[5] = TimestampTzGetDatum(clock - CLAIM_LAPSE_US);
-	rc = SPI_execute_plan(UserlifePreparePlan(&plan,
-											  "WITH picked AS ("
-											  " SELECT e.event_id FROM userlife.events e"
-											  " WHERE e.delivered_at IS NULL"
-											  "  AND (e.claimed_at IS NULL"
-											  "       OR e.claimed_at < $6)"
-											  "  AND ($2::pg_catalog.text IS NULL OR e.partner = $2)"
-											  "  AND " PARTNER_VISIBLE("$3", "$4")
-											  " ORDER BY e.event_id LIMIT $1 FOR UPDATE SKIP LOCKED), "
-											  "claimed AS ("
-											  " UPDATE userlife.events e SET claimed_at = $5"
-											  " FROM picked WHERE e.event_id = picked.event_id RETURNING e) "
-											  "SELECT c.e FROM claimed c ORDER BY (c.e).event_id",
-											  6, argtypes),
-						  values, nulls, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "claim_events failed: %s", SPI_result_code_string(rc));
-	UserlifeStoreCompositeRows(rsinfo);
-	AccessLeave(&scope);
-	return (Datum) 0;
+	UserlifeRun(&plan,
+				"WITH picked AS ("
+				" SELECT e.event_id FROM userlife.events e"
+				" WHERE e.delivered_at IS NULL"
+				"  AND (e.claimed_at IS NULL"
+				"       OR e.claimed_at < $6)"
+				"  AND ($2::pg_catalog.text IS NULL OR e.partner = $2)"
+				"  AND " PARTNER_VISIBLE("$3", "$4")
+				" ORDER BY e.event_id LIMIT $1 FOR UPDATE SKIP LOCKED), "
+				"claimed AS ("
+				" UPDATE userlife.events e SET claimed_at = $5"
+				" FROM picked WHERE e.event_id = picked.event_id RETURNING e) "
+				"SELECT c.e FROM claimed c ORDER BY (c.e).event_id",
+				6, argtypes, values, nulls, false, 0, SPI_OK_SELECT);
+	return AccessLeaveWithRows(&scope, rsinfo);
 }
 
 /* ack_events(event_ids): marks events delivered; returns how many were newly delivered */
@@ -102,21 +96,17 @@ userlife_ack_events(PG_FUNCTION_ARGS)
 	Oid			argtypes[3] = {INT8ARRAYOID, BOOLOID, OIDOID};
 	Datum		values[3];
 	int64		acked;
-	int			rc;
 
 	UserlifeRequireArg(fcinfo, 0, "event_ids");
 	AccessEnter(&scope, ACCESS_DEVELOPER, NULL);
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = BoolGetDatum(AccessIsPartnerWide(scope.caller));
 	values[2] = ObjectIdGetDatum(scope.caller);
-	rc = SPI_execute_plan(UserlifePreparePlan(&plan,
-											  "UPDATE userlife.events e SET delivered_at = pg_catalog.now()"
-											  " WHERE e.event_id = ANY ($1) AND e.delivered_at IS NULL"
-											  " AND " PARTNER_VISIBLE("$2", "$3"),
-											  3, argtypes),
-						  values, NULL, false, 0);
-	if (rc != SPI_OK_UPDATE)
-		elog(ERROR, "ack_events failed: %s", SPI_result_code_string(rc));
+	UserlifeRun(&plan,
+				"UPDATE userlife.events e SET delivered_at = pg_catalog.now()"
+				" WHERE e.event_id = ANY ($1) AND e.delivered_at IS NULL"
+				" AND " PARTNER_VISIBLE("$2", "$3"),
+				3, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
 	acked = (int64) SPI_processed;
 	AccessLeave(&scope);
 	PG_RETURN_INT32((int32) acked);

@@ -477,14 +477,26 @@ read_items(ImportBatch *b, Jsonb *users)
  * Duplicates inside the batch
  *------------------------------------------------------------------------
  */
+
+/*
+ * by_key: the order of items ia and ib by their keys, and by their place in
+ * the batch when the keys are equal, so that the earlier one sorts first
+ */
+static int
+by_key(int ia, int ib, const char *ka, const char *kb)
+{
+	int			c = strcmp(ka, kb);
+
+	return c != 0 ? c : (ia > ib) - (ia < ib);
+}
+
 static int
 by_external_id(const void *a, const void *b)
 {
 	int			ia = *(const int *) a;
 	int			ib = *(const int *) b;
-	int			c = strcmp(sort_items[ia].external_id, sort_items[ib].external_id);
 
-	return c != 0 ? c : (ia > ib) - (ia < ib);
+	return by_key(ia, ib, sort_items[ia].external_id, sort_items[ib].external_id);
 }
 
 static int
@@ -492,9 +504,8 @@ by_email(const void *a, const void *b)
 {
 	int			ia = *(const int *) a;
 	int			ib = *(const int *) b;
-	int			c = strcmp(sort_items[ia].email_key, sort_items[ib].email_key);
 
-	return c != 0 ? c : (ia > ib) - (ia < ib);
+	return by_key(ia, ib, sort_items[ia].email_key, sort_items[ib].email_key);
 }
 
 static void

@@ -340,7 +340,6 @@ userlife_transitions_changed(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	bool		isnull;
 	Oid			argtypes[3];
-	int			rc;
 	int			i;
 	uint64		merged;
 
@@ -375,13 +374,10 @@ userlife_transitions_changed(PG_FUNCTION_ARGS)
 		argtypes[i] = TupleDescAttr(desc, i)->atttypid;
 	}
 	UserlifeSpiConnect();
-	rc = SPI_execute_plan(UserlifePreparePlan(&merge_plan,
-											  "UPDATE userlife.transitions t SET requires_reason = $3 "
-											  "WHERE t.from_status = $1 AND t.to_status = $2",
-											  3, argtypes),
-						  values, NULL, false, 0);
-	if (rc != SPI_OK_UPDATE)
-		elog(ERROR, "transition rule merge failed");
+	UserlifeRun(&merge_plan,
+				"UPDATE userlife.transitions t SET requires_reason = $3 "
+				"WHERE t.from_status = $1 AND t.to_status = $2",
+				3, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
 	merged = SPI_processed;
 	UserlifeSpiFinish();
 	return PointerGetDatum(merged > 0 ? NULL : tup);
@@ -405,21 +401,42 @@ first_column(void)
 	return SPI_datumTransfer(d, false, -1);
 }
 
-/* LifecycleRequirePartner: raises P0002 unless the partner exists */
-void
-LifecycleRequirePartner(const char *partner)
+/* require_partner: raises P0002 unless the partner exists; key_share locks its row */
+static void
+require_partner(const char *partner, bool key_share)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2] = {NULL, NULL};
+	static const char *const sql[2] = {
+		"SELECT 1 FROM userlife.partners p WHERE p.partner = $1",
+		"SELECT 1 FROM userlife.partners p WHERE p.partner = $1 FOR KEY SHARE"
+	};
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 
 	values[0] = CStringGetTextDatum(partner);
-	UserlifeRun(&plan, "SELECT 1 FROM userlife.partners p WHERE p.partner = $1",
-			  1, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
+	UserlifeRun(&plans[key_share], sql[key_share], 1, argtypes, values, NULL, !key_share, 1,
+				SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("partner \"%s\" does not exist", partner)));
+}
+
+/* LifecycleRequirePartner: raises P0002 unless the partner exists */
+void
+LifecycleRequirePartner(const char *partner)
+{
+	require_partner(partner, false);
+}
+
+/*
+ * LifecycleLockPartner: LifecycleRequirePartner for a row that will refer
+ * to the partner: its row is locked FOR KEY SHARE until the transaction ends
+ */
+void
+LifecycleLockPartner(const char *partner)
+{
+	require_partner(partner, true);
 }
 
 /* UserlifeUserNotFound: raises P0002 for the partner or, if it exists, the user */
@@ -446,16 +463,12 @@ fetch_user(const char *partner, const char *external_id, RowLock lock, UserRow *
 		FETCH_COLUMNS " FOR SHARE",
 		FETCH_COLUMNS " FOR NO KEY UPDATE"
 	};
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull;
 
-	values[0] = CStringGetTextDatum(partner);
-	values[1] = CStringGetTextDatum(external_id);
-	UserlifeRun(&plans[lock], sql[lock], 2, argtypes, values, NULL, lock == LOCK_NONE, 1,
-			  SPI_OK_SELECT);
+	UserlifeRunForUser(&plans[lock], sql[lock], partner, external_id, lock == LOCK_NONE, 1,
+					   SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
 	tup = SPI_tuptable->vals[0];
@@ -707,18 +720,14 @@ lookup_tombstone(const char *partner, const char *external_id, Datum *user_id,
 				 int32 *enrollment_count, bool *allowed)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
 	bool		isnull;
 	HeapTuple	tup;
 
-	values[0] = CStringGetTextDatum(partner);
-	values[1] = CStringGetTextDatum(external_id);
-	UserlifeRun(&plan,
-			  "SELECT t.user_id, t.enrollment_count, t.allow_new_enroll FROM userlife.tombstones t "
-			  "WHERE t.partner = $1 AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8')) "
-			  "FOR UPDATE",
-			  2, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
+	UserlifeRunForUser(&plan,
+					   "SELECT t.user_id, t.enrollment_count, t.allow_new_enroll FROM userlife.tombstones t "
+					   "WHERE t.partner = $1 AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8')) "
+					   "FOR UPDATE",
+					   partner, external_id, false, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
 	tup = SPI_tuptable->vals[0];
@@ -1055,8 +1064,7 @@ userlife_allow_reenroll(PG_FUNCTION_ARGS)
 	bool		allow = PG_ARGISNULL(2) ? true : PG_GETARG_BOOL(2);
 	AccessScope scope;
 
-	UserlifeCheckPartnerId(partner);
-	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	AccessEnterPartner(&scope, ACCESS_COMPLIANCE, partner);
 	allow = LifecycleAllowReenroll(scope.caller, partner, external_id, allow,
 								   UserlifeOptionalText(fcinfo, 3));
 	AccessLeave(&scope);
@@ -1075,13 +1083,10 @@ userlife_get_user(PG_FUNCTION_ARGS)
 	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
 	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
 	AccessScope scope;
-	UserRow		u;
 	Datum		result;
 
-	UserlifeCheckPartnerId(partner);
-	AccessEnter(&scope, ACCESS_READER, partner);
-	require_user(partner, external_id, LOCK_NONE, &u);
-	result = SPI_datumTransfer(u.row, false, -1);
+	AccessEnterPartner(&scope, ACCESS_READER, partner);
+	result = UserlifeGetUserRow(partner, external_id);
 	AccessLeave(&scope);
 	PG_RETURN_DATUM(result);
 }
@@ -1372,8 +1377,7 @@ change_status(FunctionCallInfo fcinfo, const char *partner, const char *external
 	AccessScope scope;
 	Datum		result;
 
-	UserlifeCheckPartnerId(partner);
-	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	AccessEnterPartner(&scope, ACCESS_COMPLIANCE, partner);
 	result = LifecycleChangeStatus(scope.caller, partner, external_id, status, reason,
 								   has_until, until);
 	AccessLeave(&scope);
@@ -1396,26 +1400,29 @@ userlife_set_status(PG_FUNCTION_ARGS)
 								  PG_ARGISNULL(4) ? 0 : PG_GETARG_TIMESTAMPTZ(4)));
 }
 
-/* enable_user(partner, external_id, reason): set_status to active */
-Datum
-userlife_enable_user(PG_FUNCTION_ARGS)
+/* fixed_status: enable_user and disable_user, set_status to one status */
+static Datum
+fixed_status(FunctionCallInfo fcinfo, UserStatus status)
 {
 	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
 	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
 
-	PG_RETURN_DATUM(change_status(fcinfo, partner, external_id, USER_ACTIVE,
-								  UserlifeOptionalText(fcinfo, 2), false, 0));
+	return change_status(fcinfo, partner, external_id, status,
+						 UserlifeOptionalText(fcinfo, 2), false, 0);
+}
+
+/* enable_user(partner, external_id, reason): set_status to active */
+Datum
+userlife_enable_user(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(fixed_status(fcinfo, USER_ACTIVE));
 }
 
 /* disable_user(partner, external_id, reason): set_status to inactive */
 Datum
 userlife_disable_user(PG_FUNCTION_ARGS)
 {
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
-
-	PG_RETURN_DATUM(change_status(fcinfo, partner, external_id, USER_INACTIVE,
-								  UserlifeOptionalText(fcinfo, 2), false, 0));
+	PG_RETURN_DATUM(fixed_status(fcinfo, USER_INACTIVE));
 }
 
 /* LifecycleSetFraudFlag: sets or clears the fraud flag; returns the row */
@@ -1424,7 +1431,6 @@ LifecycleSetFraudFlag(Oid caller, const char *partner, const char *external_id,
 					  bool is_fraudulent, const char *reason)
 {
 	static SPIPlanPtr plan = NULL;
-	UserRow		u;
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, BOOLOID};
 	Datum		values[3];
 	Datum		result;
@@ -1442,10 +1448,7 @@ LifecycleSetFraudFlag(Oid caller, const char *partner, const char *external_id,
 							 3, argtypes, values, NULL);
 	WriteCtxEnd();
 	if (result == (Datum) 0)
-	{
-		require_user(partner, external_id, LOCK_NONE, &u);
-		result = SPI_datumTransfer(u.row, false, -1);
-	}
+		result = UserlifeGetUserRow(partner, external_id);
 	return result;
 }
 
@@ -1459,8 +1462,7 @@ userlife_set_fraud_flag(PG_FUNCTION_ARGS)
 	Datum		result;
 
 	UserlifeRequireArg(fcinfo, 2, "is_fraudulent");
-	UserlifeCheckPartnerId(partner);
-	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	AccessEnterPartner(&scope, ACCESS_COMPLIANCE, partner);
 	result = LifecycleSetFraudFlag(scope.caller, partner, external_id, PG_GETARG_BOOL(2),
 								   UserlifeOptionalText(fcinfo, 3));
 	AccessLeave(&scope);
@@ -1492,21 +1494,17 @@ soft_delete(const char *partner, const char *external_id, Datum *row, bool *foun
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr exists_plan = NULL;
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
 	bool		deleted;
 
-	values[0] = CStringGetTextDatum(partner);
-	values[1] = CStringGetTextDatum(external_id);
-	UserlifeRun(&plan,
-				"UPDATE userlife.users u SET status = 'deleted', deleted_at = pg_catalog.now(),"
-				" purge_after = pg_catalog.timezone('UTC',"
-				" pg_catalog.timezone('UTC', pg_catalog.now())"
-				"  + LEAST(p.retention, '100 years'::pg_catalog.interval)) "
-				"FROM userlife.partners p "
-				"WHERE p.partner = u.partner AND u.partner = $1 AND u.external_id = $2"
-				" AND u.status <> 'deleted' RETURNING u",
-				2, argtypes, values, NULL, false, 0, SPI_OK_UPDATE_RETURNING);
+	UserlifeRunForUser(&plan,
+					   "UPDATE userlife.users u SET status = 'deleted', deleted_at = pg_catalog.now(),"
+					   " purge_after = pg_catalog.timezone('UTC',"
+					   " pg_catalog.timezone('UTC', pg_catalog.now())"
+					   "  + LEAST(p.retention, '100 years'::pg_catalog.interval)) "
+					   "FROM userlife.partners p "
+					   "WHERE p.partner = u.partner AND u.partner = $1 AND u.external_id = $2"
+					   " AND u.status <> 'deleted' RETURNING u",
+					   partner, external_id, false, 0, SPI_OK_UPDATE_RETURNING);
 	deleted = SPI_processed > 0;
 	if (deleted && row != NULL)
 		*row = first_column();
@@ -1514,9 +1512,9 @@ soft_delete(const char *partner, const char *external_id, Datum *row, bool *foun
 	*found = deleted;
 	if (deleted)
 		return true;
-	UserlifeRun(&exists_plan,
-				"SELECT 1 FROM userlife.users u WHERE u.partner = $1 AND u.external_id = $2",
-				2, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
+	UserlifeRunForUser(&exists_plan,
+					   "SELECT 1 FROM userlife.users u WHERE u.partner = $1 AND u.external_id = $2",
+					   partner, external_id, true, 1, SPI_OK_SELECT);
 	*found = SPI_processed > 0;
 	SPI_freetuptable(SPI_tuptable);
 	return false;
@@ -1526,7 +1524,6 @@ soft_delete(const char *partner, const char *external_id, Datum *row, bool *foun
 Datum
 LifecycleDelete(Oid caller, const char *partner, const char *external_id, const char *reason)
 {
-	UserRow		u;
 	Datum		result = (Datum) 0;
 	bool		found;
 
@@ -1537,10 +1534,7 @@ LifecycleDelete(Oid caller, const char *partner, const char *external_id, const 
 		result = (Datum) 0;
 	WriteCtxEnd();
 	if (result == (Datum) 0)
-	{
-		require_user(partner, external_id, LOCK_NONE, &u);
-		result = SPI_datumTransfer(u.row, false, -1);
-	}
+		result = UserlifeGetUserRow(partner, external_id);
 	return result;
 }
 
@@ -1553,8 +1547,7 @@ userlife_delete_user(PG_FUNCTION_ARGS)
 	AccessScope scope;
 	Datum		result;
 
-	UserlifeCheckPartnerId(partner);
-	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	AccessEnterPartner(&scope, ACCESS_COMPLIANCE, partner);
 	result = LifecycleDelete(scope.caller, partner, external_id, UserlifeOptionalText(fcinfo, 2));
 	AccessLeave(&scope);
 	PG_RETURN_DATUM(result);
@@ -1689,8 +1682,7 @@ userlife_restore_user(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	Datum		result;
 
-	UserlifeCheckPartnerId(partner);
-	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	AccessEnterPartner(&scope, ACCESS_COMPLIANCE, partner);
 	require_user(partner, external_id, LOCK_UPDATE, &u);
 	if (u.status != USER_DELETED)
 		ereport(ERROR,

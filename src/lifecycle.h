@@ -24,6 +24,7 @@ extern Datum UserlifeGetUserRow(const char *partner, const char *external_id);
 
 /* rules register_user applies, shared with import_users (import.c) */
 extern void LifecycleRequirePartner(const char *partner);
+extern void LifecycleLockPartner(const char *partner);
 extern void LifecycleCheckMetadata(Jsonb *metadata, const char *argname);
 extern void LifecycleCheckTags(ArrayType *tags);
 extern void LifecycleCheckNewStatus(UserStatus status);

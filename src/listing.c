@@ -268,9 +268,7 @@ userlife_list_users(PG_FUNCTION_ARGS)
 	f.nulls[P_OFFSET] = ' ';
 
 	select_page(&f, "u", "list_users");
-	UserlifeStoreCompositeRows(rsinfo);
-	AccessLeave(&scope);
-	return (Datum) 0;
+	return AccessLeaveWithRows(&scope, rsinfo);
 }
 
 /* count_users(partner, status, search, created_after, created_before, tag) */
@@ -282,8 +280,7 @@ userlife_count_users(PG_FUNCTION_ARGS)
 	UserFilter	f;
 	int64		count;
 
-	UserlifeCheckPartnerId(partner);
-	AccessEnter(&scope, ACCESS_READER, partner);
+	AccessEnterPartner(&scope, ACCESS_READER, partner);
 	LifecycleRequirePartner(partner);
 	build_filter(fcinfo, &f, partner, 1, 2, 3, 4, 5);
 	count = count_matching(&f);

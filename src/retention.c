@@ -420,6 +420,20 @@ userlife_purge_expired(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(purged);
 }
 
+/*
+ * RetentionRefuseLegalHold: the UL004 of erasing or purging a user under
+ * legal hold, from erase_user and from the users trigger
+ */
+void
+RetentionRefuseLegalHold(const char *user_name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_USERLIFE_LEGAL_HOLD),
+			 errmsg("%s is under legal hold", user_name),
+			 errdetail("A user under legal hold cannot be purged or erased."),
+			 errhint("Release the hold with userlife.set_legal_hold() first.")));
+}
+
 /* erase_user(partner, external_id, reason): purge now, whatever the status */
 Datum
 userlife_erase_user(PG_FUNCTION_ARGS)
@@ -429,8 +443,6 @@ userlife_erase_user(PG_FUNCTION_ARGS)
 	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
 	char	   *reason = UserlifeRequireText(fcinfo, 2, "reason");
 	AccessScope scope;
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
 	Datum		user_id;
 	bool		isnull;
 
@@ -440,21 +452,15 @@ userlife_erase_user(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a reason is required to erase a user")));
 	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
-	values[0] = CStringGetTextDatum(partner);
-	values[1] = CStringGetTextDatum(external_id);
-	UserlifeRun(&lock_plan,
-		"SELECT u.user_id, u.legal_hold FROM userlife.users u "
-		"WHERE u.partner = $1 AND u.external_id = $2 FOR UPDATE",
-		2, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
+	UserlifeRunForUser(&lock_plan,
+					   "SELECT u.user_id, u.legal_hold FROM userlife.users u "
+					   "WHERE u.partner = $1 AND u.external_id = $2 FOR UPDATE",
+					   partner, external_id, false, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		UserlifeUserNotFound(partner, external_id);
 	user_id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
-		ereport(ERROR,
-				(errcode(ERRCODE_USERLIFE_LEGAL_HOLD),
-				 errmsg("%s is under legal hold", UserlifeUserName(partner, external_id)),
-				 errdetail("A user under legal hold cannot be purged or erased."),
-				 errhint("Release the hold with userlife.set_legal_hold() first.")));
+		RetentionRefuseLegalHold(UserlifeUserName(partner, external_id));
 	purge_user(scope.caller, user_id, "erase", reason);
 	AccessLeave(&scope);
 	PG_RETURN_BOOL(true);
@@ -475,8 +481,7 @@ userlife_set_legal_hold(PG_FUNCTION_ARGS)
 
 	UserlifeRequireArg(fcinfo, 2, "hold");
 	reason = UserlifeRequireText(fcinfo, 3, "reason");
-	UserlifeCheckPartnerId(partner);
-	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	AccessEnterPartner(&scope, ACCESS_COMPLIANCE, partner);
 	values[0] = CStringGetTextDatum(partner);
 	values[1] = CStringGetTextDatum(external_id);
 	values[2] = PG_GETARG_DATUM(2);

@@ -10,5 +10,6 @@
 #define USERLIFE_RETENTION_H
 
 extern void RetentionInit(void);
+extern void RetentionRefuseLegalHold(const char *user_name) pg_attribute_noreturn();
 
 #endif							/* USERLIFE_RETENTION_H */

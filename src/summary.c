@@ -191,8 +191,8 @@ counts_by_query(SPIPlanPtr *plan, const char *sql, Datum user_id, int64 **counts
 	bool		isnull;
 	int			i;
 
-	if (SPI_execute_plan(UserlifePrepareCustomPlan(plan, sql, 1, argtypes), values, NULL, true, 1)
-		!= SPI_OK_SELECT || SPI_processed != 1)
+	UserlifeRunCustom(plan, sql, 1, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
+	if (SPI_processed != 1)
 		elog(ERROR, "user_summary counters failed: %s", sql);
 	for (i = 0; i < ncounts; i++)
 		*counts[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
@@ -339,8 +339,6 @@ userlife_user_summary(PG_FUNCTION_ARGS)
 	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
 	MemoryContext cxt = CurrentMemoryContext;
 	AccessScope scope;
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
 	bool		isnull;
 	Jsonb	   *user;
 	Datum		user_id;
@@ -350,14 +348,11 @@ userlife_user_summary(PG_FUNCTION_ARGS)
 	int64		dead;
 	Jsonb	   *result;
 
-	UserlifeCheckPartnerId(partner);
-	AccessEnter(&scope, ACCESS_READER, partner);
-	values[0] = CStringGetTextDatum(partner);
-	values[1] = CStringGetTextDatum(external_id);
-	UserlifeRun(&plan,
-				"SELECT pg_catalog.to_jsonb(u), u.user_id FROM userlife.users u"
-				" WHERE u.partner = $1 AND u.external_id = $2",
-				2, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
+	AccessEnterPartner(&scope, ACCESS_READER, partner);
+	UserlifeRunForUser(&plan,
+					   "SELECT pg_catalog.to_jsonb(u), u.user_id FROM userlife.users u"
+					   " WHERE u.partner = $1 AND u.external_id = $2",
+					   partner, external_id, true, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		UserlifeUserNotFound(partner, external_id);
 	user = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

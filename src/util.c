@@ -338,18 +338,15 @@ UserlifePreparePlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes
 	return prepare_plan(cache, sql, nargs, argtypes, 0);
 }
 
-/*
- * UserlifePrepareCustomPlan
- *		Like UserlifePreparePlan, but every execution is planned with its
- *		parameter values and the table's current size.  For lookups by
- *		user_id in tables that start empty and grow (audit, events): a
- *		generic plan made while they were small would keep scanning them
- *		sequentially.  Used only off the hot path.
- */
-SPIPlanPtr
-UserlifePrepareCustomPlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+/* run_plan: runs plan (of sql); an internal error unless it ends with expected */
+static void
+run_plan(SPIPlanPtr plan, const char *sql, Datum *values, const char *nulls, bool read_only,
+		 long count, int expected)
 {
-	return prepare_plan(cache, sql, nargs, argtypes, CURSOR_OPT_CUSTOM_PLAN);
+	int			rc = SPI_execute_plan(plan, values, nulls, read_only, count);
+
+	if (rc != expected)
+		elog(ERROR, "statement failed (%s): %s", SPI_result_code_string(rc), sql);
 }
 
 /*
@@ -362,11 +359,41 @@ void
 UserlifeRun(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes, Datum *values,
 			const char *nulls, bool read_only, long count, int expected)
 {
-	int			rc = SPI_execute_plan(UserlifePreparePlan(cache, sql, nargs, argtypes),
-									  values, nulls, read_only, count);
+	run_plan(UserlifePreparePlan(cache, sql, nargs, argtypes), sql, values, nulls, read_only,
+			 count, expected);
+}
 
-	if (rc != expected)
-		elog(ERROR, "statement failed (%s): %s", SPI_result_code_string(rc), sql);
+/*
+ * UserlifeRunForUser
+ *		UserlifeRun for a statement about one user, whose parameters are its
+ *		partner ($1) and external_id ($2), as text.
+ */
+void
+UserlifeRunForUser(SPIPlanPtr *cache, const char *sql, const char *partner,
+				   const char *external_id, bool read_only, long count, int expected)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = CStringGetTextDatum(partner);
+	values[1] = CStringGetTextDatum(external_id);
+	UserlifeRun(cache, sql, 2, argtypes, values, NULL, read_only, count, expected);
+}
+
+/*
+ * UserlifeRunCustom
+ *		Like UserlifeRun, but the statement, prepared once, is planned at
+ *		every execution with its parameter values and the table's current
+ *		size.  For lookups by user_id in tables that start empty and grow
+ *		(audit, events): a generic plan made while they were small would
+ *		keep scanning them sequentially.  Used only off the hot path.
+ */
+void
+UserlifeRunCustom(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes, Datum *values,
+				  const char *nulls, bool read_only, long count, int expected)
+{
+	run_plan(prepare_plan(cache, sql, nargs, argtypes, CURSOR_OPT_CUSTOM_PLAN), sql, values,
+			 nulls, read_only, count, expected);
 }
 
 /*

@@ -33,9 +33,14 @@ extern const char *UserlifeEffectiveReason(const char *explicit_reason);
 extern void UserlifeSpiConnect(void);
 extern void UserlifeSpiFinish(void);
 extern SPIPlanPtr UserlifePreparePlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes);
-extern SPIPlanPtr UserlifePrepareCustomPlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes);
 extern void UserlifeRun(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
 						Datum *values, const char *nulls, bool read_only, long count, int expected);
+extern void UserlifeRunForUser(SPIPlanPtr *cache, const char *sql, const char *partner,
+							   const char *external_id, bool read_only, long count,
+							   int expected);
+extern void UserlifeRunCustom(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
+							  Datum *values, const char *nulls, bool read_only, long count,
+							  int expected);
 extern void UserlifeStoreCompositeRows(ReturnSetInfo *rsinfo);
 
 /* building jsonb results */

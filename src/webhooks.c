@@ -61,6 +61,7 @@
 #include "userlife.h"
 #include "access.h"
 #include "catalog.h"
+#include "lifecycle.h"
 #include "util.h"
 #include "webhooks.h"
 
@@ -486,7 +487,6 @@ Datum
 userlife_add_webhook_endpoint(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	static SPIPlanPtr partner_plan = NULL;
 	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
 	char	   *url = UserlifeRequireText(fcinfo, 1, "url");
 	AccessScope scope;
@@ -502,13 +502,8 @@ userlife_add_webhook_endpoint(PG_FUNCTION_ARGS)
 	check_url(url);
 	check_event_types(fcinfo, 2);
 	enter_admin(fcinfo, &scope, partner);
+	LifecycleLockPartner(partner);
 	values[0] = CStringGetTextDatum(partner);
-	UserlifeRun(&partner_plan, "SELECT 1 FROM userlife.partners p WHERE p.partner = $1 FOR KEY SHARE",
-				1, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("partner \"%s\" does not exist", partner)));
 	values[1] = CStringGetTextDatum(url);
 	values[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
