@@ -100,10 +100,15 @@ static char *webhook_attempt_retention_text = NULL;
 
 static const char *const known_event_types[] = {"user.data.updated", "user.status.updated"};
 
-/* partners the caller may see, as SQL over $wide and $role, for column "col" */
+/*
+ * partners the caller may see, as SQL over $wide and $role, for column
+ * "col": a binding counts while its role still has the name it was made
+ * for, as in access.c
+ */
 #define WEBHOOK_VISIBLE(col, wide, role) \
 	"(" wide " OR " col " IN (SELECT b.partner FROM userlife.partner_bindings b" \
-	" WHERE pg_catalog.pg_has_role(" role ", b.role::pg_catalog.oid, 'USAGE')))"
+	" WHERE b.role_name OPERATOR(pg_catalog.=) pg_catalog.pg_get_userbyid(b.role::pg_catalog.oid)::pg_catalog.text" \
+	" AND pg_catalog.pg_has_role(" role ", b.role::pg_catalog.oid, 'USAGE')))"
 
 /*
  * parse_interval_s: seconds of an interval text (a month counts 30 days);
@@ -414,13 +419,28 @@ insert_secret(int64 endpoint_id)
 }
 
 /*
+ * deny_endpoint: 42501 for an endpoint id the caller may not act on, with
+ * the same message (and no hint) whether or not it exists
+ */
+static void
+deny_endpoint(int64 endpoint_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for webhook endpoint %lld", (long long) endpoint_id)));
+}
+
+/*
  * lock_endpoint
- *		Locks the endpoint row and checks it belongs to the partner: P0002
- *		when no endpoint has that id, 42501 (without a hint) when it is
- *		another partner's.  Returns whether it is enabled.
+ *		Locks the endpoint row and checks it belongs to the partner: 42501
+ *		(without a hint) when it is another partner's, and also when no
+ *		endpoint has that id and the caller is bound to some partners only,
+ *		so that such a caller cannot tell another partner's ids from unused
+ *		ones.  For superusers and userlife_owner members (who see every
+ *		endpoint) an unused id is P0002.  Returns whether it is enabled.
  */
 static bool
-lock_endpoint(const char *partner, int64 endpoint_id)
+lock_endpoint(const char *partner, int64 endpoint_id, Oid caller)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[1] = {INT8OID};
@@ -433,6 +453,8 @@ lock_endpoint(const char *partner, int64 endpoint_id)
 				"SELECT w.partner, w.enabled FROM userlife.webhook_endpoints w"
 				" WHERE w.endpoint_id = $1 FOR NO KEY UPDATE",
 				1, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
+	if (SPI_processed == 0 && !AccessIsPartnerWide(caller))
+		deny_endpoint(endpoint_id);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -440,9 +462,7 @@ lock_endpoint(const char *partner, int64 endpoint_id)
 						(long long) endpoint_id, partner)));
 	owner = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	if (strcmp(owner, partner) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for webhook endpoint %lld", (long long) endpoint_id)));
+		deny_endpoint(endpoint_id);
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 }
 
@@ -556,7 +576,7 @@ userlife_rotate_webhook_secret(PG_FUNCTION_ARGS)
 				 errmsg("grace must be between 0 and 30 days")));
 	UserlifeCheckPartnerId(partner);
 	enter_admin(fcinfo, &scope, partner);
-	(void) lock_endpoint(partner, endpoint_id);
+	(void) lock_endpoint(partner, endpoint_id, scope.caller);
 	values[0] = Int64GetDatum(endpoint_id);
 	values[1] = IntervalPGetDatum(grace);
 	UserlifeRun(&plan,
@@ -584,7 +604,7 @@ userlife_set_webhook_endpoint(PG_FUNCTION_ARGS)
 	UserlifeRequireArg(fcinfo, 2, "enabled");
 	UserlifeCheckPartnerId(partner);
 	enter_admin(fcinfo, &scope, partner);
-	(void) lock_endpoint(partner, endpoint_id);
+	(void) lock_endpoint(partner, endpoint_id, scope.caller);
 	values[0] = Int64GetDatum(endpoint_id);
 	values[1] = PG_GETARG_DATUM(2);
 	values[2] = CStringGetTextDatum(psprintf("disabled by role \"%s\"",
@@ -606,7 +626,8 @@ userlife_set_webhook_endpoint(PG_FUNCTION_ARGS)
 
 /*
  * remove_webhook_endpoint(partner, endpoint_id): true when removed, false
- * when no endpoint has that id (any more).
+ * when no endpoint has that id (any more).  A caller bound to some partners
+ * only gets 42501 for an unused id, as for another partner's (lock_endpoint).
  */
 Datum
 userlife_remove_webhook_endpoint(PG_FUNCTION_ARGS)
@@ -626,9 +647,9 @@ userlife_remove_webhook_endpoint(PG_FUNCTION_ARGS)
 	UserlifeRun(&find_plan, "SELECT 1 FROM userlife.webhook_endpoints w WHERE w.endpoint_id = $1",
 				1, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
 	removed = SPI_processed > 0;
-	if (removed)
+	if (removed || !AccessIsPartnerWide(scope.caller))
 	{
-		(void) lock_endpoint(partner, endpoint_id);
+		(void) lock_endpoint(partner, endpoint_id, scope.caller);
 		UserlifeRun(&plan, "DELETE FROM userlife.webhook_endpoints w WHERE w.endpoint_id = $1",
 					1, argtypes, values, NULL, false, 0, SPI_OK_DELETE);
 	}
@@ -660,7 +681,7 @@ userlife_replay_webhooks(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("since must not be later than until")));
 	enter_admin(fcinfo, &scope, partner);
-	if (!lock_endpoint(partner, endpoint_id))
+	if (!lock_endpoint(partner, endpoint_id, scope.caller))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("webhook endpoint %lld of partner \"%s\" is disabled",
@@ -1229,12 +1250,42 @@ record_outcome(FunctionCallInfo fcinfo, int32 attempt, bool ok, bool gone)
 }
 
 /*
+ * check_serves
+ *		42501 (no hint) unless the caller may deliver for the endpoint: it
+ *		exists and its partner is one the caller is bound to (any, for
+ *		superusers and userlife_owner members).  The answer is the same for
+ *		another partner's endpoint and an unused id, and is given before
+ *		anything of the endpoint is read or locked.
+ */
+static void
+check_serves(Oid caller, Datum endpoint_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[3] = {INT8OID, BOOLOID, OIDOID};
+	Datum		values[3];
+
+	if (AccessIsPartnerWide(caller))
+		return;
+	values[0] = endpoint_id;
+	values[1] = BoolGetDatum(false);
+	values[2] = ObjectIdGetDatum(caller);
+	UserlifeRun(&plan,
+				"SELECT 1 FROM userlife.webhook_endpoints w WHERE w.endpoint_id = $1"
+				" AND " WEBHOOK_VISIBLE("w.partner", "$2", "$3"),
+				3, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		deny_endpoint(DatumGetInt64(endpoint_id));
+}
+
+/*
  * complete_webhook_delivery(endpoint_id, event_id, attempt, status,
  * latency_ms, error, response, retry_after): records an attempt made on a
  * claimed delivery.  status is the HTTP status, NULL when none came back;
  * 2xx is success.  Returns the delivery's state, "stale" when the claim had
  * lapsed or the delivery was replayed meanwhile (the attempt is logged but
- * changes nothing), "gone" when the delivery no longer exists.
+ * changes nothing), "gone" when the delivery no longer exists.  A caller
+ * bound to some partners only gets 42501 for an endpoint id that is not
+ * one of theirs, whether or not it exists (check_serves).
  */
 Datum
 userlife_complete_webhook_delivery(PG_FUNCTION_ARGS)
@@ -1263,6 +1314,7 @@ userlife_complete_webhook_delivery(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("latency_ms and retry_after must not be negative")));
 	AccessEnter(&scope, ACCESS_DEVELOPER, NULL);
+	check_serves(scope.caller, PG_GETARG_DATUM(0));
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
 	UserlifeRun(&plan,
@@ -1279,7 +1331,6 @@ userlife_complete_webhook_delivery(PG_FUNCTION_ARGS)
 	if (strcmp(state, "pending") != 0 ||
 		DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)) != attempt)
 		state = NULL;
-	AccessCheckPartnerBinding(scope.caller, partner);
 	log_attempt(fcinfo, CStringGetTextDatum(partner));
 	if (state != NULL)
 		state = record_outcome(fcinfo, attempt, !PG_ARGISNULL(3) && status >= 200 && status < 300,
