@@ -454,6 +454,15 @@ CREATE FUNCTION userlife.complete_webhook_delivery(endpoint_id bigint, event_id 
 COMMENT ON FUNCTION userlife.complete_webhook_delivery(bigint, bigint, integer, integer, integer, text, text, integer) IS
 	'records one attempt of a claimed delivery and schedules what follows; returns the delivery''s state';
 
+-- for the delivery program, in the round trip of its claim: true when the
+-- session's last claim held events back behind writers still running, so
+-- that it polls again after userlife.notify_interval
+CREATE FUNCTION userlife.webhook_claim_held_back()
+	RETURNS boolean
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_webhook_claim_held_back';
+COMMENT ON FUNCTION userlife.webhook_claim_held_back() IS
+	'whether this session''s last claim_webhook_deliveries held events back behind running writers (poll again soon)';
+
 
 ------------------------------------------------------------------------
 -- Preload notice
@@ -564,7 +573,8 @@ GRANT EXECUTE ON FUNCTION
 	TO userlife_admin, userlife_owner;
 GRANT EXECUTE ON FUNCTION
 	userlife.claim_webhook_deliveries(integer, text),
-	userlife.complete_webhook_delivery(bigint, bigint, integer, integer, integer, text, text, integer)
+	userlife.complete_webhook_delivery(bigint, bigint, integer, integer, integer, text, text, integer),
+	userlife.webhook_claim_held_back()
 	TO userlife_developer, userlife_admin, userlife_owner;
 GRANT EXECUTE ON FUNCTION userlife.check_preload() TO userlife_owner;
 

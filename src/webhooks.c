@@ -71,6 +71,7 @@ PG_FUNCTION_INFO_V1(userlife_remove_webhook_endpoint);
 PG_FUNCTION_INFO_V1(userlife_replay_webhooks);
 PG_FUNCTION_INFO_V1(userlife_claim_webhook_deliveries);
 PG_FUNCTION_INFO_V1(userlife_complete_webhook_delivery);
+PG_FUNCTION_INFO_V1(userlife_webhook_claim_held_back);
 
 #define WEBHOOK_SECRET_BYTES	32
 #define WEBHOOK_SECRET_PREFIX	"whsec_"
@@ -795,13 +796,15 @@ remember_candidate(int64 position, TransactionId *xids, int n)
  *		claim: under a steady write load some writer is nearly always
  *		running, and waiting for the ones of the moment alone (descheduled
  *		on a busy machine) left the cursors standing still.  -1 when no
- *		position is safe yet.  The statements that read the outbox after it
- *		must take a new snapshot (READ COMMITTED).
+ *		position is safe yet.  *newest is the sequence's last value: events
+ *		between the two are held back for a later claim.  The statements
+ *		that read the outbox after it must take a new snapshot (READ
+ *		COMMITTED).
  */
 static int64
-safe_outbox_position(void)
+safe_outbox_position(int64 *newest)
 {
-	int64		position = outbox_position();
+	int64		position = *newest = outbox_position();
 	int64		safe = -1;
 	int			n;
 	TransactionId *xids = event_writers(&n);
@@ -1094,6 +1097,12 @@ emit_requests(ReturnSetInfo *rsinfo)
 }
 
 /*
+ * Whether the last claim of this session left events above the safe
+ * position (writers still running), for webhook_claim_held_back.
+ */
+static bool claim_held_back = false;
+
+/*
  * claim_webhook_deliveries(max_deliveries, partner): queues the events
  * committed since the last claim for the endpoints, then claims due
  * deliveries and returns them signed, ready to send.  A delivery not
@@ -1108,6 +1117,7 @@ userlife_claim_webhook_deliveries(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	AccessScope scope;
 	int64		position;
+	int64		newest;
 
 	if (max < 1 || max > WEBHOOK_MAX_CLAIM)
 		ereport(ERROR,
@@ -1122,13 +1132,30 @@ userlife_claim_webhook_deliveries(PG_FUNCTION_ARGS)
 				 errmsg("claim_webhook_deliveries must run in a READ COMMITTED transaction")));
 	InitMaterializedSRF(fcinfo, 0);
 	AccessEnter(&scope, ACCESS_DEVELOPER, partner);
-	position = safe_outbox_position();
+	position = safe_outbox_position(&newest);
+	/* events may wait above the safe position: claim_held_back tells the program */
+	claim_held_back = position < newest;
 	if (position > 0)
 		queue_new_events(position, partner_d, partner == NULL, scope.caller);
 	claim_due(max, partner_d, partner == NULL, scope.caller);
 	emit_requests(rsinfo);
 	AccessLeave(&scope);
 	return (Datum) 0;
+}
+
+/*
+ * webhook_claim_held_back(): whether the last claim_webhook_deliveries of
+ * this session held events back because writers that could still commit
+ * events below them were running.  A program that got fewer deliveries
+ * than it asked for polls again after userlife.notify_interval when this
+ * is true, instead of waiting for a notification: the writer that holds
+ * them back may commit without one (one per backend and interval).  Says
+ * nothing about any partner's data; the EXECUTE grant is the claim's.
+ */
+Datum
+userlife_webhook_claim_held_back(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(claim_held_back);
 }
 
 /*

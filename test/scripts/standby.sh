@@ -58,7 +58,7 @@ verify_signature|SELECT userlife.verify_signature('acme', 'c2lnbmF0dXJl', '2026-
 EOF
 )
 # volatile for the clock or the server's state only: they read, and work on a standby
-READ_ONLY_VOLATILE="check_preload generate_signature"
+READ_ONLY_VOLATILE="check_preload generate_signature webhook_claim_held_back"
 
 # the reads of SPEC §11 and every other read-only function and view
 cat >"$SB_TMP/reads.sql" <<'EOF'
