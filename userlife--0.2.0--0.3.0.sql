@@ -454,6 +454,16 @@ CREATE FUNCTION userlife.complete_webhook_delivery(endpoint_id bigint, event_id 
 COMMENT ON FUNCTION userlife.complete_webhook_delivery(bigint, bigint, integer, integer, integer, text, text, integer) IS
 	'records one attempt of a claimed delivery and schedules what follows; returns the delivery''s state';
 
+-- for the delivery program: the attempts that finished together, in one
+-- call and a few statements (complete_webhook_delivery for each position)
+CREATE FUNCTION userlife.complete_webhook_deliveries(endpoint_ids bigint[], event_ids bigint[],
+	attempts integer[], statuses integer[], latencies integer[], errors text[], responses text[],
+	retry_afters integer[])
+	RETURNS text[]
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_complete_webhook_deliveries';
+COMMENT ON FUNCTION userlife.complete_webhook_deliveries(bigint[], bigint[], integer[], integer[], integer[], text[], text[], integer[]) IS
+	'records the attempts of claimed deliveries, one per position of the arrays; returns their states in order';
+
 -- for the delivery program, in the round trip of its claim: true when the
 -- session's last claim held events back behind writers still running, so
 -- that it polls again after userlife.notify_interval
@@ -574,6 +584,7 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION
 	userlife.claim_webhook_deliveries(integer, text),
 	userlife.complete_webhook_delivery(bigint, bigint, integer, integer, integer, text, text, integer),
+	userlife.complete_webhook_deliveries(bigint[], bigint[], integer[], integer[], integer[], text[], text[], integer[]),
 	userlife.webhook_claim_held_back()
 	TO userlife_developer, userlife_admin, userlife_owner;
 GRANT EXECUTE ON FUNCTION userlife.check_preload() TO userlife_owner;

@@ -72,6 +72,7 @@ PG_FUNCTION_INFO_V1(userlife_replay_webhooks);
 PG_FUNCTION_INFO_V1(userlife_claim_webhook_deliveries);
 PG_FUNCTION_INFO_V1(userlife_complete_webhook_delivery);
 PG_FUNCTION_INFO_V1(userlife_webhook_claim_held_back);
+PG_FUNCTION_INFO_V1(userlife_complete_webhook_deliveries);
 
 #define WEBHOOK_SECRET_BYTES	32
 #define WEBHOOK_SECRET_PREFIX	"whsec_"
@@ -1181,6 +1182,50 @@ next_delay_s(int32 attempt, bool has_retry_after, int32 retry_after)
 	return delay;
 }
 
+/*
+ * One attempt to record: the arguments of complete_webhook_delivery, or
+ * one element of the arrays of complete_webhook_deliveries; and what
+ * recording it found.
+ */
+typedef struct Attempt
+{
+	int64		endpoint_id;
+	int64		event_id;
+	int32		attempt;
+	bool		has_status;		/* false: no HTTP answer came */
+	int32		status;
+	bool		has_latency;
+	int32		latency_ms;
+	text	   *error;			/* NULL when none */
+	text	   *response;		/* NULL when none */
+	bool		has_retry_after;
+	int32		retry_after;
+	bool		found;			/* the delivery exists */
+	char	   *partner;		/* its partner, when found */
+	bool		current;		/* pending, and this attempt is its claim's */
+	const char *state;			/* the answer */
+} Attempt;
+
+/* check_attempt: 22023 for a status outside 100-599 or a negative number */
+static void
+check_attempt(const Attempt *a)
+{
+	if (a->has_status && (a->status < 100 || a->status > 599))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid HTTP status %d", a->status)));
+	if ((a->has_latency && a->latency_ms < 0) || (a->has_retry_after && a->retry_after < 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("latency_ms and retry_after must not be negative")));
+}
+
+static bool
+attempt_ok(const Attempt *a)
+{
+	return a->has_status && a->status >= 200 && a->status < 300;
+}
+
 /* clip_response: at most the first 1 KiB of a response body, cut on a character boundary */
 static Datum
 clip_response(text *response)
@@ -1193,177 +1238,407 @@ clip_response(text *response)
 	return PointerGetDatum(cstring_to_text_with_len(s, len));
 }
 
-/* log_attempt: one row of the attempt log, from complete_webhook_delivery's arguments */
-static void
-log_attempt(FunctionCallInfo fcinfo, Datum partner)
+/* array_of: a one-dimensional array of n values of a built-in type, with NULLs */
+static Datum
+array_of(Datum *values, bool *nulls, int n, Oid type)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[7] = {INT8OID, INT8OID, TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTOID};
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
 
-	values[0] = PG_GETARG_DATUM(0);
-	values[1] = PG_GETARG_DATUM(1);
-	values[2] = partner;
-	values[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
-	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
-	values[4] = PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4);
-	nulls[4] = PG_ARGISNULL(4) ? 'n' : ' ';
-	values[5] = PG_ARGISNULL(5) ? (Datum) 0 : clip_response(PG_GETARG_TEXT_PP(5));
-	nulls[5] = PG_ARGISNULL(5) ? 'n' : ' ';
-	values[6] = PG_ARGISNULL(6) ? (Datum) 0 : clip_response(PG_GETARG_TEXT_PP(6));
-	nulls[6] = PG_ARGISNULL(6) ? 'n' : ' ';
-	UserlifeRun(&plan,
-				"INSERT INTO userlife.webhook_attempt_log"
-				" (endpoint_id, event_id, partner, at, status, latency_ms, error, response)"
-				" VALUES ($1, $2, $3, pg_catalog.clock_timestamp(), $4, $5, $6, $7)",
-				7, argtypes, values, nulls, false, 0, SPI_OK_INSERT);
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, type,
+											  typlen, typbyval, typalign));
 }
 
 /*
- * record_outcome
- *		Updates the delivery after its attempt: delivered, or pending again
- *		after a delay, or dead; and the endpoint's failure clock, or its
- *		state on 410 Gone.  Returns the delivery's new state.
+ * check_serves
+ *		42501 (no hint) unless the caller may deliver for every endpoint of
+ *		the attempts: it exists and its partner is one the caller is bound
+ *		to (any, for superusers and userlife_owner members).  The answer is
+ *		the same for another partner's endpoint and an unused id, and is
+ *		given before anything of the deliveries is read or locked.
  */
-static const char *
-record_outcome(FunctionCallInfo fcinfo, int32 attempt, bool ok, bool gone)
+static void
+check_serves(Oid caller, const Attempt *a, int n)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[3] = {INT8ARRAYOID, BOOLOID, OIDOID};
+	Datum		values[3];
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	bool		isnull;
+	int			i;
+
+	if (AccessIsPartnerWide(caller))
+		return;
+	for (i = 0; i < n; i++)
+		ids[i] = Int64GetDatum(a[i].endpoint_id);
+	values[0] = array_of(ids, NULL, n, INT8OID);
+	values[1] = BoolGetDatum(false);
+	values[2] = ObjectIdGetDatum(caller);
+	UserlifeRun(&plan,
+				"SELECT i.id FROM pg_catalog.unnest($1) AS i(id) WHERE NOT EXISTS"
+				" (SELECT 1 FROM userlife.webhook_endpoints w WHERE w.endpoint_id = i.id"
+				"  AND " WEBHOOK_VISIBLE("w.partner", "$2", "$3") ") LIMIT 1",
+				3, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		deny_endpoint(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)));
+}
+
+/*
+ * lock_deliveries
+ *		Locks the deliveries of the attempts, in (endpoint_id, event_id)
+ *		order, and notes for each attempt whether its delivery exists and
+ *		is still waiting for it (current).  The same delivery twice in one
+ *		call: only the first is current.
+ */
+static void
+lock_deliveries(Attempt *a, int n)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[2];
+	Datum	   *endpoints = palloc(sizeof(Datum) * n);
+	Datum	   *events = palloc(sizeof(Datum) * n);
+	int64		prev_endpoint = 0;
+	int64		prev_event = 0;
+	uint64		r;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		endpoints[i] = Int64GetDatum(a[i].endpoint_id);
+		events[i] = Int64GetDatum(a[i].event_id);
+		a[i].found = a[i].current = false;
+	}
+	values[0] = array_of(endpoints, NULL, n, INT8OID);
+	values[1] = array_of(events, NULL, n, INT8OID);
+	UserlifeRun(&plan,
+				"SELECT q.endpoint_id, q.event_id, q.partner,"
+				" q.state = 'pending', q.attempts"
+				" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS p(endpoint_id, event_id)"
+				" JOIN userlife.webhook_queue q ON q.endpoint_id = p.endpoint_id AND q.event_id = p.event_id"
+				" ORDER BY q.endpoint_id, q.event_id FOR UPDATE OF q",
+				2, argtypes, values, NULL, false, 0, SPI_OK_SELECT);
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int64		endpoint_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		int64		event_id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		bool		pending = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		int32		attempts = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+		bool		taken = false;
+
+		if (r > 0 && endpoint_id == prev_endpoint && event_id == prev_event)
+			continue;			/* the same delivery twice in the arrays */
+		prev_endpoint = endpoint_id;
+		prev_event = event_id;
+		for (i = 0; i < n; i++)
+			if (a[i].endpoint_id == endpoint_id && a[i].event_id == event_id)
+			{
+				a[i].found = true;
+				a[i].partner = SPI_getvalue(tup, desc, 3);
+				a[i].current = pending && attempts == a[i].attempt && !taken;
+				taken |= a[i].current;
+			}
+	}
+}
+
+/* log_attempts: a row of the attempt log for each attempt whose delivery exists */
+static void
+log_attempts(const Attempt *a, int n)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[7] = {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
+	INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[7];
+	Datum	   *v[7];
+	bool	   *nulls[7];
+	int			k;
+	int			i;
+	int			m = 0;
+
+	for (k = 0; k < 7; k++)
+	{
+		v[k] = palloc(sizeof(Datum) * n);
+		nulls[k] = palloc0(sizeof(bool) * n);
+	}
+	for (i = 0; i < n; i++)
+	{
+		if (!a[i].found)
+			continue;
+		v[0][m] = Int64GetDatum(a[i].endpoint_id);
+		v[1][m] = Int64GetDatum(a[i].event_id);
+		v[2][m] = CStringGetTextDatum(a[i].partner);
+		v[3][m] = Int32GetDatum(a[i].status);
+		nulls[3][m] = !a[i].has_status;
+		v[4][m] = Int32GetDatum(a[i].latency_ms);
+		nulls[4][m] = !a[i].has_latency;
+		v[5][m] = a[i].error ? clip_response(a[i].error) : (Datum) 0;
+		nulls[5][m] = a[i].error == NULL;
+		v[6][m] = a[i].response ? clip_response(a[i].response) : (Datum) 0;
+		nulls[6][m] = a[i].response == NULL;
+		m++;
+	}
+	if (m == 0)
+		return;
+	for (k = 0; k < 7; k++)
+		values[k] = array_of(v[k], nulls[k], m, k < 2 ? INT8OID : (k == 3 || k == 4) ? INT4OID : TEXTOID);
+	UserlifeRun(&plan,
+				"INSERT INTO userlife.webhook_attempt_log"
+				" (endpoint_id, event_id, partner, at, status, latency_ms, error, response)"
+				" SELECT l.e, l.ev, l.p, pg_catalog.clock_timestamp(), l.s, l.ms, l.err, l.resp"
+				" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+				"  pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
+				"  pg_catalog.unnest($7)) AS l(e, ev, p, s, ms, err, resp)",
+				7, argtypes, values, NULL, false, 0, SPI_OK_INSERT);
+}
+
+/*
+ * record_deliveries
+ *		The current attempts that succeeded: their deliveries delivered, in
+ *		one statement, and the failure clock of their endpoints stopped.
+ */
+static void
+record_deliveries(Attempt *a, int n)
+{
+	static SPIPlanPtr delivery_plan = NULL;
+	static SPIPlanPtr endpoint_plan = NULL;
+	Oid			argtypes[3] = {INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID};
+	Datum		values[3];
+	Datum	   *v[3];
+	int			i;
+	int			m = 0;
+
+	for (i = 0; i < 3; i++)
+		v[i] = palloc(sizeof(Datum) * n);
+	for (i = 0; i < n; i++)
+		if (a[i].current && attempt_ok(&a[i]))
+		{
+			v[0][m] = Int64GetDatum(a[i].endpoint_id);
+			v[1][m] = Int64GetDatum(a[i].event_id);
+			v[2][m] = Int32GetDatum(a[i].status);
+			a[i].state = "delivered";
+			m++;
+		}
+	if (m == 0)
+		return;
+	values[0] = array_of(v[0], NULL, m, INT8OID);
+	values[1] = array_of(v[1], NULL, m, INT8OID);
+	values[2] = array_of(v[2], NULL, m, INT4OID);
+	UserlifeRun(&delivery_plan,
+				"UPDATE userlife.webhook_queue q SET state = 'delivered', last_status = d.s,"
+				" last_error = NULL, delivered_at = pg_catalog.clock_timestamp(), next_attempt_at = NULL,"
+				" updated_at = pg_catalog.clock_timestamp()"
+				" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))"
+				"  AS d(e, ev, s)"
+				" WHERE q.endpoint_id = d.e AND q.event_id = d.ev",
+				3, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
+	/* the endpoint row is written only when its failure state changes */
+	UserlifeRun(&endpoint_plan,
+				"UPDATE userlife.webhook_endpoints w SET failing_since = NULL"
+				" WHERE w.endpoint_id = ANY ($1) AND w.failing_since IS NOT NULL",
+				1, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
+}
+
+/*
+ * record_failure
+ *		Updates the delivery after a failed current attempt: pending again
+ *		after a delay, or dead; and its endpoint's failure clock, or its
+ *		state on 410 Gone.
+ */
+static void
+record_failure(Attempt *a)
 {
 	static SPIPlanPtr delivery_plan = NULL;
 	static SPIPlanPtr endpoint_plan = NULL;
 	Oid			argtypes[6] = {INT8OID, INT8OID, TEXTOID, INT4OID, TEXTOID, FLOAT8OID};
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	double		delay = ok ? 0 : next_delay_s(attempt, !PG_ARGISNULL(7),
-											  PG_ARGISNULL(7) ? 0 : PG_GETARG_INT32(7));
-	const char *state = ok ? "delivered" : (delay < 0 ? "dead" : "pending");
+	double		delay = next_delay_s(a->attempt, a->has_retry_after, a->retry_after);
 
-	values[0] = PG_GETARG_DATUM(0);
-	values[1] = PG_GETARG_DATUM(1);
-	values[2] = CStringGetTextDatum(state);
-	values[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
-	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
-	if (ok)
-		nulls[4] = 'n';
-	else if (!PG_ARGISNULL(5))
-		values[4] = clip_response(PG_GETARG_TEXT_PP(5));
-	else if (!PG_ARGISNULL(3))
-		values[4] = CStringGetTextDatum(psprintf("HTTP status %d", PG_GETARG_INT32(3)));
+	a->state = delay < 0 ? "dead" : "pending";
+	values[0] = Int64GetDatum(a->endpoint_id);
+	values[1] = Int64GetDatum(a->event_id);
+	values[2] = CStringGetTextDatum(a->state);
+	values[3] = Int32GetDatum(a->status);
+	nulls[3] = a->has_status ? ' ' : 'n';
+	if (a->error != NULL)
+		values[4] = clip_response(a->error);
+	else if (a->has_status)
+		values[4] = CStringGetTextDatum(psprintf("HTTP status %d", a->status));
 	else
 		values[4] = CStringGetTextDatum("no response");
 	values[5] = Float8GetDatum(delay);
 	UserlifeRun(&delivery_plan,
 				"UPDATE userlife.webhook_queue q SET state = $3, last_status = $4, last_error = $5,"
-				" delivered_at = CASE WHEN $3 = 'delivered' THEN pg_catalog.clock_timestamp() END,"
+				" delivered_at = NULL,"
 				" next_attempt_at = CASE WHEN $3 = 'pending' THEN pg_catalog.clock_timestamp()"
 				"  + pg_catalog.make_interval(secs => $6) END,"
 				" updated_at = pg_catalog.clock_timestamp()"
 				" WHERE q.endpoint_id = $1 AND q.event_id = $2",
 				6, argtypes, values, nulls, false, 0, SPI_OK_UPDATE);
-	/* the endpoint row is written only when its failure state changes */
-	values[1] = BoolGetDatum(ok);
-	values[2] = BoolGetDatum(gone);
+	values[1] = BoolGetDatum(a->has_status && a->status == 410);
 	UserlifeRun(&endpoint_plan,
 				"UPDATE userlife.webhook_endpoints w SET"
-				" failing_since = CASE WHEN $2 THEN NULL"
-				"  ELSE COALESCE(w.failing_since, pg_catalog.clock_timestamp()) END,"
-				" enabled = w.enabled AND NOT $3,"
-				" disabled_reason = CASE WHEN $3 AND w.enabled THEN"
+				" failing_since = COALESCE(w.failing_since, pg_catalog.clock_timestamp()),"
+				" enabled = w.enabled AND NOT $2,"
+				" disabled_reason = CASE WHEN $2 AND w.enabled THEN"
 				"  'the endpoint answered 410 Gone' ELSE w.disabled_reason END"
-				" WHERE w.endpoint_id = $1 AND ($3 OR ($2 AND w.failing_since IS NOT NULL)"
-				"  OR (NOT $2 AND w.failing_since IS NULL))",
-				3, (Oid[]) {INT8OID, BOOLOID, BOOLOID}, values, NULL, false, 0, SPI_OK_UPDATE);
-	return state;
+				" WHERE w.endpoint_id = $1 AND ($2 OR w.failing_since IS NULL)",
+				2, (Oid[]) {INT8OID, BOOLOID}, values, NULL, false, 0, SPI_OK_UPDATE);
 }
 
 /*
- * check_serves
- *		42501 (no hint) unless the caller may deliver for the endpoint: it
- *		exists and its partner is one the caller is bound to (any, for
- *		superusers and userlife_owner members).  The answer is the same for
- *		another partner's endpoint and an unused id, and is given before
- *		anything of the endpoint is read or locked.
+ * complete_attempts
+ *		Records n checked attempts for the caller, between AccessEnter and
+ *		AccessLeave; sets each one's state: delivered, pending, dead,
+ *		"stale" (the claim had lapsed or the delivery was replayed
+ *		meanwhile: logged, nothing else changes) or "gone" (no such
+ *		delivery: nothing logged).  A few statements for any n: the
+ *		delivery program records what finished together in one call.
  */
 static void
-check_serves(Oid caller, Datum endpoint_id)
+complete_attempts(Attempt *a, int n, Oid caller)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[3] = {INT8OID, BOOLOID, OIDOID};
-	Datum		values[3];
+	int			i;
 
-	if (AccessIsPartnerWide(caller))
-		return;
-	values[0] = endpoint_id;
-	values[1] = BoolGetDatum(false);
-	values[2] = ObjectIdGetDatum(caller);
-	UserlifeRun(&plan,
-				"SELECT 1 FROM userlife.webhook_endpoints w WHERE w.endpoint_id = $1"
-				" AND " WEBHOOK_VISIBLE("w.partner", "$2", "$3"),
-				3, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		deny_endpoint(DatumGetInt64(endpoint_id));
+	check_serves(caller, a, n);
+	lock_deliveries(a, n);
+	log_attempts(a, n);
+	for (i = 0; i < n; i++)
+		a[i].state = !a[i].found ? "gone" : "stale";
+	record_deliveries(a, n);
+	for (i = 0; i < n; i++)
+		if (a[i].current && !attempt_ok(&a[i]))
+			record_failure(&a[i]);
 }
 
 /*
  * complete_webhook_delivery(endpoint_id, event_id, attempt, status,
  * latency_ms, error, response, retry_after): records an attempt made on a
  * claimed delivery.  status is the HTTP status, NULL when none came back;
- * 2xx is success.  Returns the delivery's state, "stale" when the claim had
- * lapsed or the delivery was replayed meanwhile (the attempt is logged but
- * changes nothing), "gone" when the delivery no longer exists.  A caller
- * bound to some partners only gets 42501 for an endpoint id that is not
- * one of theirs, whether or not it exists (check_serves).
+ * 2xx is success.  Returns the delivery's state (complete_attempts).  A
+ * caller bound to some partners only gets 42501 for an endpoint id that is
+ * not one of theirs, whether or not it exists (check_serves).
  */
 Datum
 userlife_complete_webhook_delivery(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
 	AccessScope scope;
-	Oid			argtypes[2] = {INT8OID, INT8OID};
-	Datum		values[2];
-	bool		isnull;
-	int32		attempt;
-	int32		status = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT32(3);
-	const char *state;
-	char	   *partner;
+	Attempt		a;
 
-	(void) require_endpoint_id(fcinfo, 0);
+	memset(&a, 0, sizeof(a));
+	a.endpoint_id = require_endpoint_id(fcinfo, 0);
 	UserlifeRequireArg(fcinfo, 1, "event_id");
 	UserlifeRequireArg(fcinfo, 2, "attempt");
-	attempt = PG_GETARG_INT32(2);
-	if (!PG_ARGISNULL(3) && (status < 100 || status > 599))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid HTTP status %d", status)));
-	if ((!PG_ARGISNULL(4) && PG_GETARG_INT32(4) < 0) ||
-		(!PG_ARGISNULL(7) && PG_GETARG_INT32(7) < 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("latency_ms and retry_after must not be negative")));
+	a.event_id = PG_GETARG_INT64(1);
+	a.attempt = PG_GETARG_INT32(2);
+	a.has_status = !PG_ARGISNULL(3);
+	a.status = a.has_status ? PG_GETARG_INT32(3) : 0;
+	a.has_latency = !PG_ARGISNULL(4);
+	a.latency_ms = a.has_latency ? PG_GETARG_INT32(4) : 0;
+	a.error = PG_ARGISNULL(5) ? NULL : PG_GETARG_TEXT_PP(5);
+	a.response = PG_ARGISNULL(6) ? NULL : PG_GETARG_TEXT_PP(6);
+	a.has_retry_after = !PG_ARGISNULL(7);
+	a.retry_after = a.has_retry_after ? PG_GETARG_INT32(7) : 0;
+	check_attempt(&a);
 	AccessEnter(&scope, ACCESS_DEVELOPER, NULL);
-	check_serves(scope.caller, PG_GETARG_DATUM(0));
-	values[0] = PG_GETARG_DATUM(0);
-	values[1] = PG_GETARG_DATUM(1);
-	UserlifeRun(&plan,
-				"SELECT q.partner, q.state, q.attempts FROM userlife.webhook_queue q"
-				" WHERE q.endpoint_id = $1 AND q.event_id = $2 FOR UPDATE",
-				2, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-	{
-		AccessLeave(&scope);
-		PG_RETURN_TEXT_P(cstring_to_text("gone"));
-	}
-	partner = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	if (strcmp(state, "pending") != 0 ||
-		DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)) != attempt)
-		state = NULL;
-	log_attempt(fcinfo, CStringGetTextDatum(partner));
-	if (state != NULL)
-		state = record_outcome(fcinfo, attempt, !PG_ARGISNULL(3) && status >= 200 && status < 300,
-							   status == 410);
+	complete_attempts(&a, 1, scope.caller);
 	AccessLeave(&scope);
-	PG_RETURN_TEXT_P(cstring_to_text(state ? state : "stale"));
+	PG_RETURN_TEXT_P(cstring_to_text(a.state));
+}
+
+/*
+ * array_arg: the elements of array argument argno (one-dimensional, n
+ * elements); 22004 when the argument, or an element while nulls_ok is
+ * false, is NULL
+ */
+static Datum *
+array_arg(FunctionCallInfo fcinfo, int argno, const char *name, Oid type, int n,
+		  bool nulls_ok, bool **nulls)
+{
+	ArrayType  *arr;
+	Datum	   *elems;
+	int			count;
+	int			i;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	UserlifeRequireArg(fcinfo, argno, name);
+	arr = PG_GETARG_ARRAYTYPE_P(argno);
+	if (ARR_NDIM(arr) > 1 || ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr)) != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a one-dimensional array of as many elements as endpoint_ids", name)));
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, type, typlen, typbyval, typalign, &elems, nulls, &count);
+	for (i = 0; i < count && !nulls_ok; i++)
+		if ((*nulls)[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain NULL", name)));
+	return elems;
+}
+
+/*
+ * complete_webhook_deliveries(endpoint_ids, event_ids, attempts, statuses,
+ * latencies, errors, responses, retry_afters): complete_webhook_delivery
+ * for each position of the arrays (all of one length, at most 1000), in one
+ * call and a few statements; returns the states in the same order.  For the
+ * delivery program, which records what finished together.
+ */
+Datum
+userlife_complete_webhook_deliveries(PG_FUNCTION_ARGS)
+{
+	static const char *const names[8] = {"endpoint_ids", "event_ids", "attempts", "statuses",
+	"latencies", "errors", "responses", "retry_afters"};
+	static const Oid types[8] = {INT8OID, INT8OID, INT4OID, INT4OID, INT4OID, TEXTOID, TEXTOID, INT4OID};
+	AccessScope scope;
+	Attempt    *a;
+	Datum	   *v[8];
+	bool	   *nulls[8];
+	Datum	   *states;
+	int			n;
+	int			i;
+	int			k;
+
+	UserlifeRequireArg(fcinfo, 0, names[0]);
+	n = ArrayGetNItems(ARR_NDIM(PG_GETARG_ARRAYTYPE_P(0)), ARR_DIMS(PG_GETARG_ARRAYTYPE_P(0)));
+	if (n < 1 || n > WEBHOOK_MAX_CLAIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("endpoint_ids must have 1 to %d elements", WEBHOOK_MAX_CLAIM)));
+	for (k = 0; k < 8; k++)
+		v[k] = array_arg(fcinfo, k, names[k], types[k], n, k >= 3, &nulls[k]);
+	a = palloc0(sizeof(Attempt) * n);
+	for (i = 0; i < n; i++)
+	{
+		a[i].endpoint_id = DatumGetInt64(v[0][i]);
+		a[i].event_id = DatumGetInt64(v[1][i]);
+		a[i].attempt = DatumGetInt32(v[2][i]);
+		a[i].has_status = !nulls[3][i];
+		a[i].status = a[i].has_status ? DatumGetInt32(v[3][i]) : 0;
+		a[i].has_latency = !nulls[4][i];
+		a[i].latency_ms = a[i].has_latency ? DatumGetInt32(v[4][i]) : 0;
+		a[i].error = nulls[5][i] ? NULL : DatumGetTextPP(v[5][i]);
+		a[i].response = nulls[6][i] ? NULL : DatumGetTextPP(v[6][i]);
+		a[i].has_retry_after = !nulls[7][i];
+		a[i].retry_after = a[i].has_retry_after ? DatumGetInt32(v[7][i]) : 0;
+		check_attempt(&a[i]);
+	}
+	AccessEnter(&scope, ACCESS_DEVELOPER, NULL);
+	complete_attempts(a, n, scope.caller);
+	AccessLeave(&scope);
+	states = palloc(sizeof(Datum) * n);
+	for (i = 0; i < n; i++)
+		states[i] = CStringGetTextDatum(a[i].state);
+	PG_RETURN_DATUM(array_of(states, NULL, n, TEXTOID));
 }
 
 /* webhooks_installed: whether this database's userlife has the webhook tables (0.3.0) */

@@ -4,7 +4,8 @@
  *		The webhook delivery program (SPEC §10).  It claims signed, ready
  *		requests with userlife.claim_webhook_deliveries, sends them
  *		concurrently over kept-alive connections (libcurl multi), and records
- *		every attempt with userlife.complete_webhook_delivery.  It never
+ *		the attempts that finished together with one call of
+ *		userlife.complete_webhook_deliveries.  It never
  *		sees a secret: the database signs.
  *
  *	usage: userlife_webhooks [--allow-network CIDR]... [--ca-file FILE]
@@ -574,53 +575,62 @@ append_literal(PGconn *conn, char **buf, size_t *len, size_t *cap, const char *s
 	PQfreemem(q);
 }
 
-/*
- * record_outcomes
- *		Records the attempts in one statement (one commit).  Sorted by
- *		endpoint, so that two programs lock endpoint rows in the same order.
- *		A failure is logged: the claims lapse and the deliveries are sent
- *		again.
- */
+/* append_column: ",ARRAY[...]::type" of one field of outcomes outs[0..n-1] */
 static void
-record_outcomes(PGconn *conn, Outcome **outs, int n)
+append_column(PGconn *conn, char **buf, size_t *len, size_t *cap, Outcome **outs, int n,
+			  int field, const char *type)
 {
-	char	   *sql = NULL;
-	size_t		len = 0;
-	size_t		cap = 0;
-	char		num[128];
+	char		num[64];
 	int			i;
-	PGresult   *res;
 
-	if (n == 0)
-		return;
-	qsort(outs, n, sizeof(Outcome *), by_endpoint);
-	append(&sql, &len, &cap,
-		   "SELECT userlife.complete_webhook_delivery(v.e, v.ev, v.a, v.s, v.l, v.err, v.resp, v.ra)"
-		   " FROM (VALUES ");
+	append(buf, len, cap, field == 0 ? "ARRAY[" : ", ARRAY[");
 	for (i = 0; i < n; i++)
 	{
 		Outcome    *o = outs[i];
 
-		snprintf(num, sizeof(num), "%s(%lld::int8, %lld::int8, %d, ",
-				 i ? ", " : "", atoll(o->endpoint_id), atoll(o->event_id), atoi(o->attempt));
-		append(&sql, &len, &cap, num);
-		if (o->status)
-			snprintf(num, sizeof(num), "%ld, %ld, ", o->status, o->latency_ms);
+		if (i > 0)
+			append(buf, len, cap, ",");
+		if (field == 5 || field == 6)
+		{
+			append_literal(conn, buf, len, cap, field == 5 ? o->error : o->response);
+			continue;
+		}
+		if ((field == 3 && o->status == 0) || (field == 7 && o->retry_after < 0))
+			snprintf(num, sizeof(num), "NULL");
 		else
-			snprintf(num, sizeof(num), "NULL::int4, %ld, ", o->latency_ms);
-		append(&sql, &len, &cap, num);
-		append_literal(conn, &sql, &len, &cap, o->error);
-		append(&sql, &len, &cap, "::text, ");
-		append_literal(conn, &sql, &len, &cap, o->response);
-		if (o->retry_after >= 0)
-			snprintf(num, sizeof(num), "::text, %ld)", o->retry_after);
-		else
-			snprintf(num, sizeof(num), "::text, NULL::int4)");
-		append(&sql, &len, &cap, num);
+			snprintf(num, sizeof(num), "%lld",
+					 field == 0 ? atoll(o->endpoint_id) : field == 1 ? atoll(o->event_id) :
+					 field == 2 ? atoll(o->attempt) : field == 3 ? (long long) o->status :
+					 field == 4 ? (long long) o->latency_ms : (long long) o->retry_after);
+		append(buf, len, cap, num);
 	}
-	append(&sql, &len, &cap, ") AS v(e, ev, a, s, l, err, resp, ra) ORDER BY 1");
+	append(buf, len, cap, "]::");
+	append(buf, len, cap, type);
+}
+
+/*
+ * record_some: records outs[0..n-1] with one call of
+ * userlife.complete_webhook_deliveries; whether it succeeded
+ */
+static bool
+record_some(PGconn *conn, Outcome **outs, int n)
+{
+	static const char *const types[8] = {"int8[]", "int8[]", "int4[]", "int4[]", "int4[]",
+	"text[]", "text[]", "int4[]"};
+	char	   *sql = NULL;
+	size_t		len = 0;
+	size_t		cap = 0;
+	int			k;
+	bool		ok;
+	PGresult   *res;
+
+	append(&sql, &len, &cap, "SELECT userlife.complete_webhook_deliveries(");
+	for (k = 0; k < 8; k++)
+		append_column(conn, &sql, &len, &cap, outs, n, k, types[k]);
+	append(&sql, &len, &cap, ")");
 	res = PQexec(conn, sql);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (!ok)
 	{
 		if (PQstatus(conn) != CONNECTION_OK)
 			die(conn, "connection lost");
@@ -628,6 +638,29 @@ record_outcomes(PGconn *conn, Outcome **outs, int n)
 	}
 	PQclear(res);
 	free(sql);
+	return ok;
+}
+
+/*
+ * record_outcomes
+ *		Records the attempts in one call (one statement, one commit), sorted
+ *		by endpoint, so that two programs lock endpoint rows in the same
+ *		order.  When that fails (an endpoint removed meanwhile answers 42501
+ *		to a role bound to some partners only), each is recorded alone, so
+ *		that the others are not sent again.  A failure is logged: the claims
+ *		lapse and the deliveries are sent again.
+ */
+static void
+record_outcomes(PGconn *conn, Outcome **outs, int n)
+{
+	int			i;
+
+	if (n == 0)
+		return;
+	qsort(outs, n, sizeof(Outcome *), by_endpoint);
+	if (!record_some(conn, outs, n) && n > 1)
+		for (i = 0; i < n; i++)
+			(void) record_some(conn, &outs[i], 1);
 	for (i = 0; i < n; i++)
 	{
 		free(outs[i]->endpoint_id);
