@@ -323,14 +323,15 @@ CREATE TABLE userlife.webhook_queue (
 	CONSTRAINT webhook_queue_state_known
 		CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['pending', 'delivered', 'dead']))
 );
+-- Every delivery writes each index of the table twice (queued, claimed) or
+-- once more (completed): one index serves both the per-user order of the
+-- claim (a user's oldest pending delivery to an endpoint) and user_summary
+-- (a user's pending and dead deliveries).
 CREATE INDEX webhook_queue_due_idx ON userlife.webhook_queue (next_attempt_at, event_id)
-	WHERE state OPERATOR(pg_catalog.=) 'pending';
-CREATE INDEX webhook_queue_user_idx ON userlife.webhook_queue (endpoint_id, user_id, event_id)
 	WHERE state OPERATOR(pg_catalog.=) 'pending';
 CREATE INDEX webhook_queue_updated_idx ON userlife.webhook_queue (updated_at)
 	WHERE state OPERATOR(pg_catalog.<>) 'pending';
--- user_summary counts a user's pending and dead deliveries
-CREATE INDEX webhook_queue_user_id_idx ON userlife.webhook_queue (user_id)
+CREATE INDEX webhook_queue_user_id_idx ON userlife.webhook_queue (user_id, endpoint_id, event_id)
 	WHERE state OPERATOR(pg_catalog.<>) 'delivered';
 COMMENT ON TABLE userlife.webhook_queue IS
 	'webhook deliveries taken from the outbox: pending (due at next_attempt_at, or held by a program until then), delivered or dead';
@@ -349,7 +350,9 @@ CREATE TABLE userlife.webhook_attempt_log (
 	CONSTRAINT webhook_attempt_log_endpoint_fkey FOREIGN KEY (endpoint_id)
 		REFERENCES userlife.webhook_endpoints (endpoint_id) ON DELETE CASCADE
 );
-CREATE INDEX webhook_attempt_log_at_idx ON userlife.webhook_attempt_log (at);
+-- the log grows in time order and is read by time only to drop old rows:
+-- a BRIN index costs an insert next to nothing
+CREATE INDEX webhook_attempt_log_at_idx ON userlife.webhook_attempt_log USING brin (at);
 CREATE INDEX webhook_attempt_log_delivery_idx ON userlife.webhook_attempt_log (endpoint_id, event_id);
 COMMENT ON TABLE userlife.webhook_attempt_log IS
 	'one row per webhook request made: HTTP status (NULL when none came back), latency, error, first 1 KiB of the response';
