@@ -80,8 +80,10 @@ PG_FUNCTION_INFO_V1(userlife_complete_webhook_deliveries);
 #define WEBHOOK_MAX_SCHEDULE	32
 #define WEBHOOK_MAX_CLAIM		1000
 #define WEBHOOK_RESPONSE_BYTES	1024
-/* events queued per endpoint and claim, so a long-disabled one catches up in steps */
+/* event ids read per endpoint and claim, so a long-disabled one catches up in steps */
 #define WEBHOOK_QUEUE_STEP		10000
+/* events queued per endpoint and claim: twice the claim's size, at least this */
+#define WEBHOOK_QUEUE_MIN_ROWS	100
 /* how long a claim waits for writers that may still commit events below the cursor */
 #define WEBHOOK_HORIZON_WAIT_MS 10
 /* a claimed delivery is held this much longer than the request's time limit */
@@ -468,6 +470,19 @@ lock_endpoint(const char *partner, int64 endpoint_id, Oid caller)
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 }
 
+/*
+ * enter_endpoint: for the functions of one endpoint of a partner: checks
+ * the partner id, enters as enter_admin does and locks the endpoint
+ * (lock_endpoint); returns whether it is enabled
+ */
+static bool
+enter_endpoint(FunctionCallInfo fcinfo, AccessScope *scope, const char *partner, int64 endpoint_id)
+{
+	UserlifeCheckPartnerId(partner);
+	enter_admin(fcinfo, scope, partner);
+	return lock_endpoint(partner, endpoint_id, scope->caller);
+}
+
 /* require_endpoint_id: the endpoint_id argument, 22004 when NULL */
 static int64
 require_endpoint_id(FunctionCallInfo fcinfo, int argno)
@@ -576,9 +591,7 @@ userlife_rotate_webhook_secret(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("grace must be between 0 and 30 days")));
-	UserlifeCheckPartnerId(partner);
-	enter_admin(fcinfo, &scope, partner);
-	(void) lock_endpoint(partner, endpoint_id, scope.caller);
+	(void) enter_endpoint(fcinfo, &scope, partner, endpoint_id);
 	values[0] = Int64GetDatum(endpoint_id);
 	values[1] = IntervalPGetDatum(grace);
 	UserlifeRun(&plan,
@@ -604,9 +617,7 @@ userlife_set_webhook_endpoint(PG_FUNCTION_ARGS)
 	Datum		result;
 
 	UserlifeRequireArg(fcinfo, 2, "enabled");
-	UserlifeCheckPartnerId(partner);
-	enter_admin(fcinfo, &scope, partner);
-	(void) lock_endpoint(partner, endpoint_id, scope.caller);
+	(void) enter_endpoint(fcinfo, &scope, partner, endpoint_id);
 	values[0] = Int64GetDatum(endpoint_id);
 	values[1] = PG_GETARG_DATUM(2);
 	values[2] = CStringGetTextDatum(psprintf("disabled by role \"%s\"",
@@ -677,13 +688,11 @@ userlife_replay_webhooks(PG_FUNCTION_ARGS)
 
 	UserlifeRequireArg(fcinfo, 2, "since");
 	UserlifeRequireArg(fcinfo, 3, "until");
-	UserlifeCheckPartnerId(partner);
 	if (PG_GETARG_TIMESTAMPTZ(2) > PG_GETARG_TIMESTAMPTZ(3))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("since must not be later than until")));
-	enter_admin(fcinfo, &scope, partner);
-	if (!lock_endpoint(partner, endpoint_id, scope.caller))
+	if (!enter_endpoint(fcinfo, &scope, partner, endpoint_id))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("webhook endpoint %lld of partner \"%s\" is disabled",
@@ -839,16 +848,23 @@ safe_outbox_position(int64 *newest)
 /*
  * queue_new_events
  *		Moves the events up to the safe position past the cursors of the
- *		enabled endpoints the caller may serve into webhook_queue.  An
- *		endpoint being advanced by another claim is skipped.
+ *		enabled endpoints the caller may serve into webhook_queue: at most
+ *		"rows" of them per endpoint, the oldest (the cursor stops after the
+ *		last one taken).  Only what the claim can hand out soon is queued:
+ *		while the program cannot keep up, the backlog waits in the outbox,
+ *		where it is already written, instead of being copied into the queue
+ *		(with its indexes) long before it can go.  An endpoint being
+ *		advanced by another claim is skipped.  Returns whether an endpoint's
+ *		cursor stayed below the position (events left for a later claim).
  */
-static void
-queue_new_events(int64 position, Datum partner, bool partner_null, Oid caller)
+static bool
+queue_new_events(int64 position, Datum partner, bool partner_null, Oid caller, int32 rows)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[5] = {INT8OID, TEXTOID, BOOLOID, OIDOID, INT8OID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	uint64		i;
+	Oid			argtypes[6] = {INT8OID, TEXTOID, BOOLOID, OIDOID, INT8OID, INT4OID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 
 	values[0] = Int64GetDatum(position);
 	values[1] = partner;
@@ -856,6 +872,7 @@ queue_new_events(int64 position, Datum partner, bool partner_null, Oid caller)
 	values[2] = BoolGetDatum(AccessIsPartnerWide(caller));
 	values[3] = ObjectIdGetDatum(caller);
 	values[4] = Int64GetDatum(WEBHOOK_QUEUE_STEP);
+	values[5] = Int32GetDatum(rows);
 	UserlifeRun(&plan,
 				"WITH ep AS ("
 				" SELECT w.endpoint_id, w.partner, w.event_types, w.cursor_event_id AS from_id,"
@@ -865,17 +882,32 @@ queue_new_events(int64 position, Datum partner, bool partner_null, Oid caller)
 				"  AND ($2::pg_catalog.text IS NULL OR w.partner = $2)"
 				"  AND " WEBHOOK_VISIBLE("w.partner", "$3", "$4")
 				" FOR NO KEY UPDATE SKIP LOCKED), "
+				"picked AS ("
+				" SELECT ep.endpoint_id, e.event_id, e.partner, e.user_id, e.event_type"
+				" FROM ep CROSS JOIN LATERAL (SELECT e.event_id, e.partner, e.user_id, e.event_type"
+				"  FROM userlife.events e WHERE e.event_id > ep.from_id AND e.event_id <= ep.to_id"
+				"   AND e.partner = ep.partner"
+				"   AND (ep.event_types IS NULL OR e.event_type = ANY (ep.event_types))"
+				"  ORDER BY e.event_id LIMIT $6) e), "
 				"ins AS ("
 				" INSERT INTO userlife.webhook_queue"
 				"  (endpoint_id, event_id, partner, user_id, event_type, next_attempt_at)"
-				" SELECT ep.endpoint_id, e.event_id, e.partner, e.user_id, e.event_type, pg_catalog.now()"
-				" FROM ep JOIN userlife.events e ON e.event_id > ep.from_id AND e.event_id <= ep.to_id"
-				"  AND e.partner = ep.partner"
-				" WHERE ep.event_types IS NULL OR e.event_type = ANY (ep.event_types)"
-				" ON CONFLICT DO NOTHING) "
-				"UPDATE userlife.webhook_endpoints w SET cursor_event_id = ep.to_id"
-				" FROM ep WHERE w.endpoint_id = ep.endpoint_id",
-				5, argtypes, values, nulls, false, 0, SPI_OK_UPDATE);
+				" SELECT p.endpoint_id, p.event_id, p.partner, p.user_id, p.event_type, pg_catalog.now()"
+				" FROM picked p ON CONFLICT DO NOTHING) "
+				"UPDATE userlife.webhook_endpoints w SET cursor_event_id ="
+				" COALESCE((SELECT pg_catalog.max(p.event_id) FROM picked p WHERE p.endpoint_id = ep.endpoint_id"
+				"  HAVING pg_catalog.count(*) >= $6), ep.to_id)"
+				" FROM ep WHERE w.endpoint_id = ep.endpoint_id"
+				" RETURNING w.cursor_event_id < $1",
+				6, argtypes, values, nulls, false, 0, SPI_OK_UPDATE_RETURNING);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)))
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -971,7 +1003,7 @@ pick_due(int32 max, Datum partner, bool partner_null, Oid caller)
  *		request needs.  Deliveries whose event left the outbox come back
  *		with a NULL body.
  */
-static void
+static uint64
 claim_due(int32 max, Datum partner, bool partner_null, Oid caller)
 {
 	static SPIPlanPtr plan = NULL;
@@ -984,7 +1016,7 @@ claim_due(int32 max, Datum partner, bool partner_null, Oid caller)
 	uint64		i;
 
 	if (n == 0)
-		return;					/* emit_requests reads the empty result */
+		return 0;				/* emit_requests reads the empty result */
 	endpoints = palloc(sizeof(Datum) * n);
 	events = palloc(sizeof(Datum) * n);
 	for (i = 0; i < n; i++)
@@ -1019,6 +1051,7 @@ claim_due(int32 max, Datum partner, bool partner_null, Oid caller)
 				" LEFT JOIN userlife.events e ON e.event_id = c.event_id"
 				" ORDER BY c.event_id",
 				3, argtypes, values, NULL, false, 0, SPI_OK_SELECT);
+	return n;
 }
 
 /* bury_orphan: a claimed delivery whose event left the outbox is dead */
@@ -1099,14 +1132,16 @@ emit_requests(ReturnSetInfo *rsinfo)
 
 /*
  * Whether the last claim of this session left events above the safe
- * position (writers still running), for webhook_claim_held_back.
+ * position (writers still running) or past a cursor (queued later), for
+ * webhook_claim_held_back.
  */
 static bool claim_held_back = false;
 
 /*
- * claim_webhook_deliveries(max_deliveries, partner): queues the events
- * committed since the last claim for the endpoints, then claims due
- * deliveries and returns them signed, ready to send.  A delivery not
+ * claim_webhook_deliveries(max_deliveries, partner): claims due
+ * deliveries and, when they are fewer than max_deliveries, queues the
+ * events committed since the last claim for the endpoints and claims
+ * again; returns them signed, ready to send.  A delivery not
  * completed within the time limit plus 5 s can be claimed again.
  */
 Datum
@@ -1119,6 +1154,7 @@ userlife_claim_webhook_deliveries(PG_FUNCTION_ARGS)
 	AccessScope scope;
 	int64		position;
 	int64		newest;
+	uint64		claimed;
 
 	if (max < 1 || max > WEBHOOK_MAX_CLAIM)
 		ereport(ERROR,
@@ -1134,12 +1170,19 @@ userlife_claim_webhook_deliveries(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	AccessEnter(&scope, ACCESS_DEVELOPER, partner);
 	position = safe_outbox_position(&newest);
-	/* events may wait above the safe position: claim_held_back tells the program */
+	/* events may wait above the safe position or the cursors: claim_held_back tells the program */
 	claim_held_back = position < newest;
-	if (position > 0)
-		queue_new_events(position, partner_d, partner == NULL, scope.caller);
-	claim_due(max, partner_d, partner == NULL, scope.caller);
+	/* what is queued and due first; new events only when that is not enough */
+	claimed = claim_due(max, partner_d, partner == NULL, scope.caller);
 	emit_requests(rsinfo);
+	if (claimed < (uint64) max && position > 0)
+	{
+		if (queue_new_events(position, partner_d, partner == NULL, scope.caller,
+							 Max(2 * max, WEBHOOK_QUEUE_MIN_ROWS)))
+			claim_held_back = true;
+		(void) claim_due(max - (int32) claimed, partner_d, partner == NULL, scope.caller);
+		emit_requests(rsinfo);
+	}
 	AccessLeave(&scope);
 	return (Datum) 0;
 }
