@@ -20,13 +20,10 @@ db=userlife_wh_latency
 rounds=5
 limit_ms=600
 out=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	[ -n "${WH_KEEP:-}" ] || rm -rf "$out"
-}
-trap cleanup EXIT
+receiver=
+program=
+# at exit, also after a failure: the receiver and the program stopped, their files removed
+trap 'kill $receiver $program 2>/dev/null; wait 2>/dev/null; rm -rf "$out"' EXIT
 n=0
 tap() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 
@@ -41,11 +38,9 @@ wh_secrets_json "a=$secret" >"$out/secrets.json"
 # bench/receiver.py keeps each request's receipt time (microseconds) and writes them on SIGTERM
 python3 "$ROOT/bench/receiver.py" "$port" "$out/secrets.json" "$out/received" >"$out/ready" 2>"$out/receiver.err" &
 receiver=$!
-pids+=("$receiver")
 wh_wait_for "grep -q ready '$out/ready'" 10 || echo "# the receiver did not start: $(cat "$out/receiver.err")"
 PGDATABASE=$db "$WH_PROGRAM" --allow-network 127.0.0.0/8 2>"$out/program.err" &
 program=$!
-pids+=("$program")
 sleep 1.5
 
 first=$($PSQL -d $db -At -c "SELECT max(event_id) FROM userlife.events")
@@ -67,8 +62,10 @@ SQL
 	# the next round once the program is quiet again (its extra poll done)
 	sleep 1.5
 done
-kill -TERM "$receiver" "$program"
-wait "$receiver" "$program" 2>/dev/null
+kill -TERM $receiver $program
+wait $receiver $program 2>/dev/null
+receiver=
+program=
 $PSQL -d $db -At -F ' ' -c "SELECT e.event_id, u.external_id FROM userlife.events e
 	JOIN userlife.users u USING (user_id) WHERE e.event_id > $first ORDER BY 1" >"$out/events"
 
