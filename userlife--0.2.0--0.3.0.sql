@@ -326,14 +326,15 @@ CREATE TABLE userlife.webhook_queue (
 	CONSTRAINT webhook_queue_state_known
 		CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['pending', 'delivered', 'dead']))
 );
+-- Every delivery writes each index of the table twice (queued, claimed) or
+-- once more (completed): one index serves both the per-user order of the
+-- claim (a user's oldest pending delivery to an endpoint) and user_summary
+-- (a user's pending and dead deliveries).
 CREATE INDEX webhook_queue_due_idx ON userlife.webhook_queue (next_attempt_at, event_id)
-	WHERE state OPERATOR(pg_catalog.=) 'pending';
-CREATE INDEX webhook_queue_user_idx ON userlife.webhook_queue (endpoint_id, user_id, event_id)
 	WHERE state OPERATOR(pg_catalog.=) 'pending';
 CREATE INDEX webhook_queue_updated_idx ON userlife.webhook_queue (updated_at)
 	WHERE state OPERATOR(pg_catalog.<>) 'pending';
--- user_summary counts a user's pending and dead deliveries
-CREATE INDEX webhook_queue_user_id_idx ON userlife.webhook_queue (user_id)
+CREATE INDEX webhook_queue_user_id_idx ON userlife.webhook_queue (user_id, endpoint_id, event_id)
 	WHERE state OPERATOR(pg_catalog.<>) 'delivered';
 COMMENT ON TABLE userlife.webhook_queue IS
 	'webhook deliveries taken from the outbox: pending (due at next_attempt_at, or held by a program until then), delivered or dead';
@@ -352,7 +353,9 @@ CREATE TABLE userlife.webhook_attempt_log (
 	CONSTRAINT webhook_attempt_log_endpoint_fkey FOREIGN KEY (endpoint_id)
 		REFERENCES userlife.webhook_endpoints (endpoint_id) ON DELETE CASCADE
 );
-CREATE INDEX webhook_attempt_log_at_idx ON userlife.webhook_attempt_log (at);
+-- the log grows in time order and is read by time only to drop old rows:
+-- a BRIN index costs an insert next to nothing
+CREATE INDEX webhook_attempt_log_at_idx ON userlife.webhook_attempt_log USING brin (at);
 CREATE INDEX webhook_attempt_log_delivery_idx ON userlife.webhook_attempt_log (endpoint_id, event_id);
 COMMENT ON TABLE userlife.webhook_attempt_log IS
 	'one row per webhook request made: HTTP status (NULL when none came back), latency, error, first 1 KiB of the response';
@@ -460,6 +463,25 @@ CREATE FUNCTION userlife.complete_webhook_delivery(endpoint_id bigint, event_id 
 	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_complete_webhook_delivery';
 COMMENT ON FUNCTION userlife.complete_webhook_delivery(bigint, bigint, integer, integer, integer, text, text, integer) IS
 	'records one attempt of a claimed delivery and schedules what follows; returns the delivery''s state';
+
+-- for the delivery program: the attempts that finished together, in one
+-- call and a few statements (complete_webhook_delivery for each position)
+CREATE FUNCTION userlife.complete_webhook_deliveries(endpoint_ids bigint[], event_ids bigint[],
+	attempts integer[], statuses integer[], latencies integer[], errors text[], responses text[],
+	retry_afters integer[])
+	RETURNS text[]
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_complete_webhook_deliveries';
+COMMENT ON FUNCTION userlife.complete_webhook_deliveries(bigint[], bigint[], integer[], integer[], integer[], text[], text[], integer[]) IS
+	'records the attempts of claimed deliveries, one per position of the arrays; returns their states in order';
+
+-- for the delivery program, in the round trip of its claim: true when the
+-- session's last claim held events back behind writers still running, so
+-- that it polls again after userlife.notify_interval
+CREATE FUNCTION userlife.webhook_claim_held_back()
+	RETURNS boolean
+	LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'userlife_webhook_claim_held_back';
+COMMENT ON FUNCTION userlife.webhook_claim_held_back() IS
+	'whether this session''s last claim_webhook_deliveries held events back behind running writers (poll again soon)';
 
 
 ------------------------------------------------------------------------
@@ -580,6 +602,8 @@ BEGIN
 		('EXECUTE', 'FUNCTION userlife.replay_webhooks(text, bigint, timestamptz, timestamptz)', 'admin'),
 		('EXECUTE', 'FUNCTION userlife.claim_webhook_deliveries(integer, text)', 'developer'),
 		('EXECUTE', 'FUNCTION userlife.complete_webhook_delivery(bigint, bigint, integer, integer, integer, text, text, integer)', 'developer'),
+		('EXECUTE', 'FUNCTION userlife.complete_webhook_deliveries(bigint[], bigint[], integer[], integer[], integer[], text[], text[], integer[])', 'developer'),
+		('EXECUTE', 'FUNCTION userlife.webhook_claim_held_back()', 'developer'),
 		('EXECUTE', 'FUNCTION userlife.check_preload()', 'owner')
 	) AS t (privilege, object, audience)
 	LOOP

@@ -72,6 +72,8 @@ PG_FUNCTION_INFO_V1(userlife_remove_webhook_endpoint);
 PG_FUNCTION_INFO_V1(userlife_replay_webhooks);
 PG_FUNCTION_INFO_V1(userlife_claim_webhook_deliveries);
 PG_FUNCTION_INFO_V1(userlife_complete_webhook_delivery);
+PG_FUNCTION_INFO_V1(userlife_webhook_claim_held_back);
+PG_FUNCTION_INFO_V1(userlife_complete_webhook_deliveries);
 
 #define WEBHOOK_SECRET_BYTES	32
 #define WEBHOOK_SECRET_PREFIX	"whsec_"
@@ -79,8 +81,10 @@ PG_FUNCTION_INFO_V1(userlife_complete_webhook_delivery);
 #define WEBHOOK_MAX_SCHEDULE	32
 #define WEBHOOK_MAX_CLAIM		1000
 #define WEBHOOK_RESPONSE_BYTES	1024
-/* events queued per endpoint and claim, so a long-disabled one catches up in steps */
+/* event ids read per endpoint and claim, so a long-disabled one catches up in steps */
 #define WEBHOOK_QUEUE_STEP		10000
+/* events queued per endpoint and claim: twice the claim's size, at least this */
+#define WEBHOOK_QUEUE_MIN_ROWS	100
 /* how long a claim waits for writers that may still commit events below the cursor */
 #define WEBHOOK_HORIZON_WAIT_MS 10
 /* a claimed delivery is held this much longer than the request's time limit */
@@ -101,10 +105,15 @@ static char *webhook_attempt_retention_text = NULL;
 
 static const char *const known_event_types[] = {"user.data.updated", "user.status.updated"};
 
-/* partners the caller may see, as SQL over $wide and $role, for column "col" */
+/*
+ * partners the caller may see, as SQL over $wide and $role, for column
+ * "col": a binding counts while its role still has the name it was made
+ * for, as in access.c
+ */
 #define WEBHOOK_VISIBLE(col, wide, role) \
 	"(" wide " OR " col " IN (SELECT b.partner FROM userlife.partner_bindings b" \
-	" WHERE pg_catalog.pg_has_role(" role ", b.role::pg_catalog.oid, 'USAGE')))"
+	" WHERE b.role_name OPERATOR(pg_catalog.=) pg_catalog.pg_get_userbyid(b.role::pg_catalog.oid)::pg_catalog.text" \
+	" AND pg_catalog.pg_has_role(" role ", b.role::pg_catalog.oid, 'USAGE')))"
 
 /*
  * parse_interval_s: seconds of an interval text (a month counts 30 days);
@@ -415,13 +424,28 @@ insert_secret(int64 endpoint_id)
 }
 
 /*
+ * deny_endpoint: 42501 for an endpoint id the caller may not act on, with
+ * the same message (and no hint) whether or not it exists
+ */
+static void
+deny_endpoint(int64 endpoint_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for webhook endpoint %lld", (long long) endpoint_id)));
+}
+
+/*
  * lock_endpoint
- *		Locks the endpoint row and checks it belongs to the partner: P0002
- *		when no endpoint has that id, 42501 (without a hint) when it is
- *		another partner's.  Returns whether it is enabled.
+ *		Locks the endpoint row and checks it belongs to the partner: 42501
+ *		(without a hint) when it is another partner's, and also when no
+ *		endpoint has that id and the caller is bound to some partners only,
+ *		so that such a caller cannot tell another partner's ids from unused
+ *		ones.  For superusers and userlife_owner members (who see every
+ *		endpoint) an unused id is P0002.  Returns whether it is enabled.
  */
 static bool
-lock_endpoint(const char *partner, int64 endpoint_id)
+lock_endpoint(const char *partner, int64 endpoint_id, Oid caller)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[1] = {INT8OID};
@@ -434,6 +458,8 @@ lock_endpoint(const char *partner, int64 endpoint_id)
 				"SELECT w.partner, w.enabled FROM userlife.webhook_endpoints w"
 				" WHERE w.endpoint_id = $1 FOR NO KEY UPDATE",
 				1, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
+	if (SPI_processed == 0 && !AccessIsPartnerWide(caller))
+		deny_endpoint(endpoint_id);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -441,10 +467,21 @@ lock_endpoint(const char *partner, int64 endpoint_id)
 						(long long) endpoint_id, partner)));
 	owner = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	if (strcmp(owner, partner) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for webhook endpoint %lld", (long long) endpoint_id)));
+		deny_endpoint(endpoint_id);
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+}
+
+/*
+ * enter_endpoint: for the functions of one endpoint of a partner: checks
+ * the partner id, enters as enter_admin does and locks the endpoint
+ * (lock_endpoint); returns whether it is enabled
+ */
+static bool
+enter_endpoint(FunctionCallInfo fcinfo, AccessScope *scope, const char *partner, int64 endpoint_id)
+{
+	UserlifeCheckPartnerId(partner);
+	enter_admin(fcinfo, scope, partner);
+	return lock_endpoint(partner, endpoint_id, scope->caller);
 }
 
 /* require_endpoint_id: the endpoint_id argument, 22004 when NULL */
@@ -549,9 +586,7 @@ userlife_rotate_webhook_secret(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("grace must be between 0 and 30 days")));
-	UserlifeCheckPartnerId(partner);
-	enter_admin(fcinfo, &scope, partner);
-	(void) lock_endpoint(partner, endpoint_id);
+	(void) enter_endpoint(fcinfo, &scope, partner, endpoint_id);
 	values[0] = Int64GetDatum(endpoint_id);
 	values[1] = IntervalPGetDatum(grace);
 	UserlifeRun(&plan,
@@ -577,9 +612,7 @@ userlife_set_webhook_endpoint(PG_FUNCTION_ARGS)
 	Datum		result;
 
 	UserlifeRequireArg(fcinfo, 2, "enabled");
-	UserlifeCheckPartnerId(partner);
-	enter_admin(fcinfo, &scope, partner);
-	(void) lock_endpoint(partner, endpoint_id);
+	(void) enter_endpoint(fcinfo, &scope, partner, endpoint_id);
 	values[0] = Int64GetDatum(endpoint_id);
 	values[1] = PG_GETARG_DATUM(2);
 	values[2] = CStringGetTextDatum(psprintf("disabled by role \"%s\"",
@@ -601,7 +634,8 @@ userlife_set_webhook_endpoint(PG_FUNCTION_ARGS)
 
 /*
  * remove_webhook_endpoint(partner, endpoint_id): true when removed, false
- * when no endpoint has that id (any more).
+ * when no endpoint has that id (any more).  A caller bound to some partners
+ * only gets 42501 for an unused id, as for another partner's (lock_endpoint).
  */
 Datum
 userlife_remove_webhook_endpoint(PG_FUNCTION_ARGS)
@@ -621,9 +655,9 @@ userlife_remove_webhook_endpoint(PG_FUNCTION_ARGS)
 	UserlifeRun(&find_plan, "SELECT 1 FROM userlife.webhook_endpoints w WHERE w.endpoint_id = $1",
 				1, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
 	removed = SPI_processed > 0;
-	if (removed)
+	if (removed || !AccessIsPartnerWide(scope.caller))
 	{
-		(void) lock_endpoint(partner, endpoint_id);
+		(void) lock_endpoint(partner, endpoint_id, scope.caller);
 		UserlifeRun(&plan, "DELETE FROM userlife.webhook_endpoints w WHERE w.endpoint_id = $1",
 					1, argtypes, values, NULL, false, 0, SPI_OK_DELETE);
 	}
@@ -649,13 +683,11 @@ userlife_replay_webhooks(PG_FUNCTION_ARGS)
 
 	UserlifeRequireArg(fcinfo, 2, "since");
 	UserlifeRequireArg(fcinfo, 3, "until");
-	UserlifeCheckPartnerId(partner);
 	if (PG_GETARG_TIMESTAMPTZ(2) > PG_GETARG_TIMESTAMPTZ(3))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("since must not be later than until")));
-	enter_admin(fcinfo, &scope, partner);
-	if (!lock_endpoint(partner, endpoint_id))
+	if (!enter_endpoint(fcinfo, &scope, partner, endpoint_id))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("webhook endpoint %lld of partner \"%s\" is disabled",
@@ -769,13 +801,15 @@ remember_candidate(int64 position, TransactionId *xids, int n)
  *		claim: under a steady write load some writer is nearly always
  *		running, and waiting for the ones of the moment alone (descheduled
  *		on a busy machine) left the cursors standing still.  -1 when no
- *		position is safe yet.  The statements that read the outbox after it
- *		must take a new snapshot (READ COMMITTED).
+ *		position is safe yet.  *newest is the sequence's last value: events
+ *		between the two are held back for a later claim.  The statements
+ *		that read the outbox after it must take a new snapshot (READ
+ *		COMMITTED).
  */
 static int64
-safe_outbox_position(void)
+safe_outbox_position(int64 *newest)
 {
-	int64		position = outbox_position();
+	int64		position = *newest = outbox_position();
 	int64		safe = -1;
 	int			n;
 	TransactionId *xids = event_writers(&n);
@@ -809,16 +843,23 @@ safe_outbox_position(void)
 /*
  * queue_new_events
  *		Moves the events up to the safe position past the cursors of the
- *		enabled endpoints the caller may serve into webhook_queue.  An
- *		endpoint being advanced by another claim is skipped.
+ *		enabled endpoints the caller may serve into webhook_queue: at most
+ *		"rows" of them per endpoint, the oldest (the cursor stops after the
+ *		last one taken).  Only what the claim can hand out soon is queued:
+ *		while the program cannot keep up, the backlog waits in the outbox,
+ *		where it is already written, instead of being copied into the queue
+ *		(with its indexes) long before it can go.  An endpoint being
+ *		advanced by another claim is skipped.  Returns whether an endpoint's
+ *		cursor stayed below the position (events left for a later claim).
  */
-static void
-queue_new_events(int64 position, Datum partner, bool partner_null, Oid caller)
+static bool
+queue_new_events(int64 position, Datum partner, bool partner_null, Oid caller, int32 rows)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[5] = {INT8OID, TEXTOID, BOOLOID, OIDOID, INT8OID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	uint64		i;
+	Oid			argtypes[6] = {INT8OID, TEXTOID, BOOLOID, OIDOID, INT8OID, INT4OID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 
 	values[0] = Int64GetDatum(position);
 	values[1] = partner;
@@ -826,6 +867,7 @@ queue_new_events(int64 position, Datum partner, bool partner_null, Oid caller)
 	values[2] = BoolGetDatum(AccessIsPartnerWide(caller));
 	values[3] = ObjectIdGetDatum(caller);
 	values[4] = Int64GetDatum(WEBHOOK_QUEUE_STEP);
+	values[5] = Int32GetDatum(rows);
 	UserlifeRun(&plan,
 				"WITH ep AS ("
 				" SELECT w.endpoint_id, w.partner, w.event_types, w.cursor_event_id AS from_id,"
@@ -835,17 +877,32 @@ queue_new_events(int64 position, Datum partner, bool partner_null, Oid caller)
 				"  AND ($2::pg_catalog.text IS NULL OR w.partner = $2)"
 				"  AND " WEBHOOK_VISIBLE("w.partner", "$3", "$4")
 				" FOR NO KEY UPDATE SKIP LOCKED), "
+				"picked AS ("
+				" SELECT ep.endpoint_id, e.event_id, e.partner, e.user_id, e.event_type"
+				" FROM ep CROSS JOIN LATERAL (SELECT e.event_id, e.partner, e.user_id, e.event_type"
+				"  FROM userlife.events e WHERE e.event_id > ep.from_id AND e.event_id <= ep.to_id"
+				"   AND e.partner = ep.partner"
+				"   AND (ep.event_types IS NULL OR e.event_type = ANY (ep.event_types))"
+				"  ORDER BY e.event_id LIMIT $6) e), "
 				"ins AS ("
 				" INSERT INTO userlife.webhook_queue"
 				"  (endpoint_id, event_id, partner, user_id, event_type, next_attempt_at)"
-				" SELECT ep.endpoint_id, e.event_id, e.partner, e.user_id, e.event_type, pg_catalog.now()"
-				" FROM ep JOIN userlife.events e ON e.event_id > ep.from_id AND e.event_id <= ep.to_id"
-				"  AND e.partner = ep.partner"
-				" WHERE ep.event_types IS NULL OR e.event_type = ANY (ep.event_types)"
-				" ON CONFLICT DO NOTHING) "
-				"UPDATE userlife.webhook_endpoints w SET cursor_event_id = ep.to_id"
-				" FROM ep WHERE w.endpoint_id = ep.endpoint_id",
-				5, argtypes, values, nulls, false, 0, SPI_OK_UPDATE);
+				" SELECT p.endpoint_id, p.event_id, p.partner, p.user_id, p.event_type, pg_catalog.now()"
+				" FROM picked p ON CONFLICT DO NOTHING) "
+				"UPDATE userlife.webhook_endpoints w SET cursor_event_id ="
+				" COALESCE((SELECT pg_catalog.max(p.event_id) FROM picked p WHERE p.endpoint_id = ep.endpoint_id"
+				"  HAVING pg_catalog.count(*) >= $6), ep.to_id)"
+				" FROM ep WHERE w.endpoint_id = ep.endpoint_id"
+				" RETURNING w.cursor_event_id < $1",
+				6, argtypes, values, nulls, false, 0, SPI_OK_UPDATE_RETURNING);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)))
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -896,8 +953,8 @@ sign(ArrayType *secrets, const char *id, const char *ts, const char *body, size_
  *		sizes the pending deliveries from the last ANALYZE, which may have
  *		seen none (the partial indexes then count zero rows), and with that
  *		estimate it chose to read every pending delivery and sort them, at
- *		each claim.  "The oldest of its user" is the first entry of the
- *		user's range in webhook_queue_user_idx, a LIMIT 1 subplan: as NOT
+ *		each claim.  "The oldest of its user" is the first pending entry of
+ *		the user's range in webhook_queue_user_id_idx, a LIMIT 1 subplan: as NOT
  *		EXISTS (an older pending one) the same estimate made it an anti join
  *		scanning every pending delivery for each candidate (3.7 s a claim at
  *		a backlog of 50,000).
@@ -941,7 +998,7 @@ pick_due(int32 max, Datum partner, bool partner_null, Oid caller)
  *		request needs.  Deliveries whose event left the outbox come back
  *		with a NULL body.
  */
-static void
+static uint64
 claim_due(int32 max, Datum partner, bool partner_null, Oid caller)
 {
 	static SPIPlanPtr plan = NULL;
@@ -954,7 +1011,7 @@ claim_due(int32 max, Datum partner, bool partner_null, Oid caller)
 	uint64		i;
 
 	if (n == 0)
-		return;					/* emit_requests reads the empty result */
+		return 0;				/* emit_requests reads the empty result */
 	endpoints = palloc(sizeof(Datum) * n);
 	events = palloc(sizeof(Datum) * n);
 	for (i = 0; i < n; i++)
@@ -989,6 +1046,7 @@ claim_due(int32 max, Datum partner, bool partner_null, Oid caller)
 				" LEFT JOIN userlife.events e ON e.event_id = c.event_id"
 				" ORDER BY c.event_id",
 				3, argtypes, values, NULL, false, 0, SPI_OK_SELECT);
+	return n;
 }
 
 /* bury_orphan: a claimed delivery whose event left the outbox is dead */
@@ -1068,9 +1126,17 @@ emit_requests(ReturnSetInfo *rsinfo)
 }
 
 /*
- * claim_webhook_deliveries(max_deliveries, partner): queues the events
- * committed since the last claim for the endpoints, then claims due
- * deliveries and returns them signed, ready to send.  A delivery not
+ * Whether the last claim of this session left events above the safe
+ * position (writers still running) or past a cursor (queued later), for
+ * webhook_claim_held_back.
+ */
+static bool claim_held_back = false;
+
+/*
+ * claim_webhook_deliveries(max_deliveries, partner): claims due
+ * deliveries and, when they are fewer than max_deliveries, queues the
+ * events committed since the last claim for the endpoints and claims
+ * again; returns them signed, ready to send.  A delivery not
  * completed within the time limit plus 5 s can be claimed again.
  */
 Datum
@@ -1082,6 +1148,8 @@ userlife_claim_webhook_deliveries(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	AccessScope scope;
 	int64		position;
+	int64		newest;
+	uint64		claimed;
 
 	if (max < 1 || max > WEBHOOK_MAX_CLAIM)
 		ereport(ERROR,
@@ -1096,13 +1164,37 @@ userlife_claim_webhook_deliveries(PG_FUNCTION_ARGS)
 				 errmsg("claim_webhook_deliveries must run in a READ COMMITTED transaction")));
 	InitMaterializedSRF(fcinfo, 0);
 	AccessEnter(&scope, ACCESS_DEVELOPER, partner);
-	position = safe_outbox_position();
-	if (position > 0)
-		queue_new_events(position, partner_d, partner == NULL, scope.caller);
-	claim_due(max, partner_d, partner == NULL, scope.caller);
+	position = safe_outbox_position(&newest);
+	/* events may wait above the safe position or the cursors: claim_held_back tells the program */
+	claim_held_back = position < newest;
+	/* what is queued and due first; new events only when that is not enough */
+	claimed = claim_due(max, partner_d, partner == NULL, scope.caller);
 	emit_requests(rsinfo);
+	if (claimed < (uint64) max && position > 0)
+	{
+		if (queue_new_events(position, partner_d, partner == NULL, scope.caller,
+							 Max(2 * max, WEBHOOK_QUEUE_MIN_ROWS)))
+			claim_held_back = true;
+		(void) claim_due(max - (int32) claimed, partner_d, partner == NULL, scope.caller);
+		emit_requests(rsinfo);
+	}
 	AccessLeave(&scope);
 	return (Datum) 0;
+}
+
+/*
+ * webhook_claim_held_back(): whether the last claim_webhook_deliveries of
+ * this session held events back because writers that could still commit
+ * events below them were running.  A program that got fewer deliveries
+ * than it asked for polls again after userlife.notify_interval when this
+ * is true, instead of waiting for a notification: the writer that holds
+ * them back may commit without one (one per backend and interval).  Says
+ * nothing about any partner's data; the EXECUTE grant is the claim's.
+ */
+Datum
+userlife_webhook_claim_held_back(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(claim_held_back);
 }
 
 /*
@@ -1128,6 +1220,50 @@ next_delay_s(int32 attempt, bool has_retry_after, int32 retry_after)
 	return delay;
 }
 
+/*
+ * One attempt to record: the arguments of complete_webhook_delivery, or
+ * one element of the arrays of complete_webhook_deliveries; and what
+ * recording it found.
+ */
+typedef struct Attempt
+{
+	int64		endpoint_id;
+	int64		event_id;
+	int32		attempt;
+	bool		has_status;		/* false: no HTTP answer came */
+	int32		status;
+	bool		has_latency;
+	int32		latency_ms;
+	text	   *error;			/* NULL when none */
+	text	   *response;		/* NULL when none */
+	bool		has_retry_after;
+	int32		retry_after;
+	bool		found;			/* the delivery exists */
+	char	   *partner;		/* its partner, when found */
+	bool		current;		/* pending, and this attempt is its claim's */
+	const char *state;			/* the answer */
+} Attempt;
+
+/* check_attempt: 22023 for a status outside 100-599 or a negative number */
+static void
+check_attempt(const Attempt *a)
+{
+	if (a->has_status && (a->status < 100 || a->status > 599))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid HTTP status %d", a->status)));
+	if ((a->has_latency && a->latency_ms < 0) || (a->has_retry_after && a->retry_after < 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("latency_ms and retry_after must not be negative")));
+}
+
+static bool
+attempt_ok(const Attempt *a)
+{
+	return a->has_status && a->status >= 200 && a->status < 300;
+}
+
 /* clip_response: at most the first 1 KiB of a response body, cut on a character boundary */
 static Datum
 clip_response(text *response)
@@ -1140,147 +1276,407 @@ clip_response(text *response)
 	return PointerGetDatum(cstring_to_text_with_len(s, len));
 }
 
-/* log_attempt: one row of the attempt log, from complete_webhook_delivery's arguments */
-static void
-log_attempt(FunctionCallInfo fcinfo, Datum partner)
+/* array_of: a one-dimensional array of n values of a built-in type, with NULLs */
+static Datum
+array_of(Datum *values, bool *nulls, int n, Oid type)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[7] = {INT8OID, INT8OID, TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTOID};
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
 
-	values[0] = PG_GETARG_DATUM(0);
-	values[1] = PG_GETARG_DATUM(1);
-	values[2] = partner;
-	values[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
-	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
-	values[4] = PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4);
-	nulls[4] = PG_ARGISNULL(4) ? 'n' : ' ';
-	values[5] = PG_ARGISNULL(5) ? (Datum) 0 : clip_response(PG_GETARG_TEXT_PP(5));
-	nulls[5] = PG_ARGISNULL(5) ? 'n' : ' ';
-	values[6] = PG_ARGISNULL(6) ? (Datum) 0 : clip_response(PG_GETARG_TEXT_PP(6));
-	nulls[6] = PG_ARGISNULL(6) ? 'n' : ' ';
-	UserlifeRun(&plan,
-				"INSERT INTO userlife.webhook_attempt_log"
-				" (endpoint_id, event_id, partner, at, status, latency_ms, error, response)"
-				" VALUES ($1, $2, $3, pg_catalog.clock_timestamp(), $4, $5, $6, $7)",
-				7, argtypes, values, nulls, false, 0, SPI_OK_INSERT);
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, type,
+											  typlen, typbyval, typalign));
 }
 
 /*
- * record_outcome
- *		Updates the delivery after its attempt: delivered, or pending again
- *		after a delay, or dead; and the endpoint's failure clock, or its
- *		state on 410 Gone.  Returns the delivery's new state.
+ * check_serves
+ *		42501 (no hint) unless the caller may deliver for every endpoint of
+ *		the attempts: it exists and its partner is one the caller is bound
+ *		to (any, for superusers and userlife_owner members).  The answer is
+ *		the same for another partner's endpoint and an unused id, and is
+ *		given before anything of the deliveries is read or locked.
  */
-static const char *
-record_outcome(FunctionCallInfo fcinfo, int32 attempt, bool ok, bool gone)
+static void
+check_serves(Oid caller, const Attempt *a, int n)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[3] = {INT8ARRAYOID, BOOLOID, OIDOID};
+	Datum		values[3];
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	bool		isnull;
+	int			i;
+
+	if (AccessIsPartnerWide(caller))
+		return;
+	for (i = 0; i < n; i++)
+		ids[i] = Int64GetDatum(a[i].endpoint_id);
+	values[0] = array_of(ids, NULL, n, INT8OID);
+	values[1] = BoolGetDatum(false);
+	values[2] = ObjectIdGetDatum(caller);
+	UserlifeRun(&plan,
+				"SELECT i.id FROM pg_catalog.unnest($1) AS i(id) WHERE NOT EXISTS"
+				" (SELECT 1 FROM userlife.webhook_endpoints w WHERE w.endpoint_id = i.id"
+				"  AND " WEBHOOK_VISIBLE("w.partner", "$2", "$3") ") LIMIT 1",
+				3, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		deny_endpoint(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)));
+}
+
+/*
+ * lock_deliveries
+ *		Locks the deliveries of the attempts, in (endpoint_id, event_id)
+ *		order, and notes for each attempt whether its delivery exists and
+ *		is still waiting for it (current).  The same delivery twice in one
+ *		call: only the first is current.
+ */
+static void
+lock_deliveries(Attempt *a, int n)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[2];
+	Datum	   *endpoints = palloc(sizeof(Datum) * n);
+	Datum	   *events = palloc(sizeof(Datum) * n);
+	int64		prev_endpoint = 0;
+	int64		prev_event = 0;
+	uint64		r;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		endpoints[i] = Int64GetDatum(a[i].endpoint_id);
+		events[i] = Int64GetDatum(a[i].event_id);
+		a[i].found = a[i].current = false;
+	}
+	values[0] = array_of(endpoints, NULL, n, INT8OID);
+	values[1] = array_of(events, NULL, n, INT8OID);
+	UserlifeRun(&plan,
+				"SELECT q.endpoint_id, q.event_id, q.partner,"
+				" q.state = 'pending', q.attempts"
+				" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS p(endpoint_id, event_id)"
+				" JOIN userlife.webhook_queue q ON q.endpoint_id = p.endpoint_id AND q.event_id = p.event_id"
+				" ORDER BY q.endpoint_id, q.event_id FOR UPDATE OF q",
+				2, argtypes, values, NULL, false, 0, SPI_OK_SELECT);
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int64		endpoint_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		int64		event_id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		bool		pending = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		int32		attempts = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+		bool		taken = false;
+
+		if (r > 0 && endpoint_id == prev_endpoint && event_id == prev_event)
+			continue;			/* the same delivery twice in the arrays */
+		prev_endpoint = endpoint_id;
+		prev_event = event_id;
+		for (i = 0; i < n; i++)
+			if (a[i].endpoint_id == endpoint_id && a[i].event_id == event_id)
+			{
+				a[i].found = true;
+				a[i].partner = SPI_getvalue(tup, desc, 3);
+				a[i].current = pending && attempts == a[i].attempt && !taken;
+				taken |= a[i].current;
+			}
+	}
+}
+
+/* log_attempts: a row of the attempt log for each attempt whose delivery exists */
+static void
+log_attempts(const Attempt *a, int n)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[7] = {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
+	INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[7];
+	Datum	   *v[7];
+	bool	   *nulls[7];
+	int			k;
+	int			i;
+	int			m = 0;
+
+	for (k = 0; k < 7; k++)
+	{
+		v[k] = palloc(sizeof(Datum) * n);
+		nulls[k] = palloc0(sizeof(bool) * n);
+	}
+	for (i = 0; i < n; i++)
+	{
+		if (!a[i].found)
+			continue;
+		v[0][m] = Int64GetDatum(a[i].endpoint_id);
+		v[1][m] = Int64GetDatum(a[i].event_id);
+		v[2][m] = CStringGetTextDatum(a[i].partner);
+		v[3][m] = Int32GetDatum(a[i].status);
+		nulls[3][m] = !a[i].has_status;
+		v[4][m] = Int32GetDatum(a[i].latency_ms);
+		nulls[4][m] = !a[i].has_latency;
+		v[5][m] = a[i].error ? clip_response(a[i].error) : (Datum) 0;
+		nulls[5][m] = a[i].error == NULL;
+		v[6][m] = a[i].response ? clip_response(a[i].response) : (Datum) 0;
+		nulls[6][m] = a[i].response == NULL;
+		m++;
+	}
+	if (m == 0)
+		return;
+	for (k = 0; k < 7; k++)
+		values[k] = array_of(v[k], nulls[k], m, k < 2 ? INT8OID : (k == 3 || k == 4) ? INT4OID : TEXTOID);
+	UserlifeRun(&plan,
+				"INSERT INTO userlife.webhook_attempt_log"
+				" (endpoint_id, event_id, partner, at, status, latency_ms, error, response)"
+				" SELECT l.e, l.ev, l.p, pg_catalog.clock_timestamp(), l.s, l.ms, l.err, l.resp"
+				" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+				"  pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
+				"  pg_catalog.unnest($7)) AS l(e, ev, p, s, ms, err, resp)",
+				7, argtypes, values, NULL, false, 0, SPI_OK_INSERT);
+}
+
+/*
+ * record_deliveries
+ *		The current attempts that succeeded: their deliveries delivered, in
+ *		one statement, and the failure clock of their endpoints stopped.
+ */
+static void
+record_deliveries(Attempt *a, int n)
+{
+	static SPIPlanPtr delivery_plan = NULL;
+	static SPIPlanPtr endpoint_plan = NULL;
+	Oid			argtypes[3] = {INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID};
+	Datum		values[3];
+	Datum	   *v[3];
+	int			i;
+	int			m = 0;
+
+	for (i = 0; i < 3; i++)
+		v[i] = palloc(sizeof(Datum) * n);
+	for (i = 0; i < n; i++)
+		if (a[i].current && attempt_ok(&a[i]))
+		{
+			v[0][m] = Int64GetDatum(a[i].endpoint_id);
+			v[1][m] = Int64GetDatum(a[i].event_id);
+			v[2][m] = Int32GetDatum(a[i].status);
+			a[i].state = "delivered";
+			m++;
+		}
+	if (m == 0)
+		return;
+	values[0] = array_of(v[0], NULL, m, INT8OID);
+	values[1] = array_of(v[1], NULL, m, INT8OID);
+	values[2] = array_of(v[2], NULL, m, INT4OID);
+	UserlifeRun(&delivery_plan,
+				"UPDATE userlife.webhook_queue q SET state = 'delivered', last_status = d.s,"
+				" last_error = NULL, delivered_at = pg_catalog.clock_timestamp(), next_attempt_at = NULL,"
+				" updated_at = pg_catalog.clock_timestamp()"
+				" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))"
+				"  AS d(e, ev, s)"
+				" WHERE q.endpoint_id = d.e AND q.event_id = d.ev",
+				3, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
+	/* the endpoint row is written only when its failure state changes */
+	UserlifeRun(&endpoint_plan,
+				"UPDATE userlife.webhook_endpoints w SET failing_since = NULL"
+				" WHERE w.endpoint_id = ANY ($1) AND w.failing_since IS NOT NULL",
+				1, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
+}
+
+/*
+ * record_failure
+ *		Updates the delivery after a failed current attempt: pending again
+ *		after a delay, or dead; and its endpoint's failure clock, or its
+ *		state on 410 Gone.
+ */
+static void
+record_failure(Attempt *a)
 {
 	static SPIPlanPtr delivery_plan = NULL;
 	static SPIPlanPtr endpoint_plan = NULL;
 	Oid			argtypes[6] = {INT8OID, INT8OID, TEXTOID, INT4OID, TEXTOID, FLOAT8OID};
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	double		delay = ok ? 0 : next_delay_s(attempt, !PG_ARGISNULL(7),
-											  PG_ARGISNULL(7) ? 0 : PG_GETARG_INT32(7));
-	const char *state = ok ? "delivered" : (delay < 0 ? "dead" : "pending");
+	double		delay = next_delay_s(a->attempt, a->has_retry_after, a->retry_after);
 
-	values[0] = PG_GETARG_DATUM(0);
-	values[1] = PG_GETARG_DATUM(1);
-	values[2] = CStringGetTextDatum(state);
-	values[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
-	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
-	if (ok)
-		nulls[4] = 'n';
-	else if (!PG_ARGISNULL(5))
-		values[4] = clip_response(PG_GETARG_TEXT_PP(5));
-	else if (!PG_ARGISNULL(3))
-		values[4] = CStringGetTextDatum(psprintf("HTTP status %d", PG_GETARG_INT32(3)));
+	a->state = delay < 0 ? "dead" : "pending";
+	values[0] = Int64GetDatum(a->endpoint_id);
+	values[1] = Int64GetDatum(a->event_id);
+	values[2] = CStringGetTextDatum(a->state);
+	values[3] = Int32GetDatum(a->status);
+	nulls[3] = a->has_status ? ' ' : 'n';
+	if (a->error != NULL)
+		values[4] = clip_response(a->error);
+	else if (a->has_status)
+		values[4] = CStringGetTextDatum(psprintf("HTTP status %d", a->status));
 	else
 		values[4] = CStringGetTextDatum("no response");
 	values[5] = Float8GetDatum(delay);
 	UserlifeRun(&delivery_plan,
 				"UPDATE userlife.webhook_queue q SET state = $3, last_status = $4, last_error = $5,"
-				" delivered_at = CASE WHEN $3 = 'delivered' THEN pg_catalog.clock_timestamp() END,"
+				" delivered_at = NULL,"
 				" next_attempt_at = CASE WHEN $3 = 'pending' THEN pg_catalog.clock_timestamp()"
 				"  + pg_catalog.make_interval(secs => $6) END,"
 				" updated_at = pg_catalog.clock_timestamp()"
 				" WHERE q.endpoint_id = $1 AND q.event_id = $2",
 				6, argtypes, values, nulls, false, 0, SPI_OK_UPDATE);
-	/* the endpoint row is written only when its failure state changes */
-	values[1] = BoolGetDatum(ok);
-	values[2] = BoolGetDatum(gone);
+	values[1] = BoolGetDatum(a->has_status && a->status == 410);
 	UserlifeRun(&endpoint_plan,
 				"UPDATE userlife.webhook_endpoints w SET"
-				" failing_since = CASE WHEN $2 THEN NULL"
-				"  ELSE COALESCE(w.failing_since, pg_catalog.clock_timestamp()) END,"
-				" enabled = w.enabled AND NOT $3,"
-				" disabled_reason = CASE WHEN $3 AND w.enabled THEN"
+				" failing_since = COALESCE(w.failing_since, pg_catalog.clock_timestamp()),"
+				" enabled = w.enabled AND NOT $2,"
+				" disabled_reason = CASE WHEN $2 AND w.enabled THEN"
 				"  'the endpoint answered 410 Gone' ELSE w.disabled_reason END"
-				" WHERE w.endpoint_id = $1 AND ($3 OR ($2 AND w.failing_since IS NOT NULL)"
-				"  OR (NOT $2 AND w.failing_since IS NULL))",
-				3, (Oid[]) {INT8OID, BOOLOID, BOOLOID}, values, NULL, false, 0, SPI_OK_UPDATE);
-	return state;
+				" WHERE w.endpoint_id = $1 AND ($2 OR w.failing_since IS NULL)",
+				2, (Oid[]) {INT8OID, BOOLOID}, values, NULL, false, 0, SPI_OK_UPDATE);
+}
+
+/*
+ * complete_attempts
+ *		Records n checked attempts for the caller, between AccessEnter and
+ *		AccessLeave; sets each one's state: delivered, pending, dead,
+ *		"stale" (the claim had lapsed or the delivery was replayed
+ *		meanwhile: logged, nothing else changes) or "gone" (no such
+ *		delivery: nothing logged).  A few statements for any n: the
+ *		delivery program records what finished together in one call.
+ */
+static void
+complete_attempts(Attempt *a, int n, Oid caller)
+{
+	int			i;
+
+	check_serves(caller, a, n);
+	lock_deliveries(a, n);
+	log_attempts(a, n);
+	for (i = 0; i < n; i++)
+		a[i].state = !a[i].found ? "gone" : "stale";
+	record_deliveries(a, n);
+	for (i = 0; i < n; i++)
+		if (a[i].current && !attempt_ok(&a[i]))
+			record_failure(&a[i]);
 }
 
 /*
  * complete_webhook_delivery(endpoint_id, event_id, attempt, status,
  * latency_ms, error, response, retry_after): records an attempt made on a
  * claimed delivery.  status is the HTTP status, NULL when none came back;
- * 2xx is success.  Returns the delivery's state, "stale" when the claim had
- * lapsed or the delivery was replayed meanwhile (the attempt is logged but
- * changes nothing), "gone" when the delivery no longer exists.
+ * 2xx is success.  Returns the delivery's state (complete_attempts).  A
+ * caller bound to some partners only gets 42501 for an endpoint id that is
+ * not one of theirs, whether or not it exists (check_serves).
  */
 Datum
 userlife_complete_webhook_delivery(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
 	AccessScope scope;
-	Oid			argtypes[2] = {INT8OID, INT8OID};
-	Datum		values[2];
-	bool		isnull;
-	int32		attempt;
-	int32		status = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT32(3);
-	const char *state;
-	char	   *partner;
+	Attempt		a;
 
-	(void) require_endpoint_id(fcinfo, 0);
+	memset(&a, 0, sizeof(a));
+	a.endpoint_id = require_endpoint_id(fcinfo, 0);
 	UserlifeRequireArg(fcinfo, 1, "event_id");
 	UserlifeRequireArg(fcinfo, 2, "attempt");
-	attempt = PG_GETARG_INT32(2);
-	if (!PG_ARGISNULL(3) && (status < 100 || status > 599))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid HTTP status %d", status)));
-	if ((!PG_ARGISNULL(4) && PG_GETARG_INT32(4) < 0) ||
-		(!PG_ARGISNULL(7) && PG_GETARG_INT32(7) < 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("latency_ms and retry_after must not be negative")));
+	a.event_id = PG_GETARG_INT64(1);
+	a.attempt = PG_GETARG_INT32(2);
+	a.has_status = !PG_ARGISNULL(3);
+	a.status = a.has_status ? PG_GETARG_INT32(3) : 0;
+	a.has_latency = !PG_ARGISNULL(4);
+	a.latency_ms = a.has_latency ? PG_GETARG_INT32(4) : 0;
+	a.error = PG_ARGISNULL(5) ? NULL : PG_GETARG_TEXT_PP(5);
+	a.response = PG_ARGISNULL(6) ? NULL : PG_GETARG_TEXT_PP(6);
+	a.has_retry_after = !PG_ARGISNULL(7);
+	a.retry_after = a.has_retry_after ? PG_GETARG_INT32(7) : 0;
+	check_attempt(&a);
 	AccessEnter(&scope, ACCESS_DEVELOPER, NULL);
-	values[0] = PG_GETARG_DATUM(0);
-	values[1] = PG_GETARG_DATUM(1);
-	UserlifeRun(&plan,
-				"SELECT q.partner, q.state, q.attempts FROM userlife.webhook_queue q"
-				" WHERE q.endpoint_id = $1 AND q.event_id = $2 FOR UPDATE",
-				2, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-	{
-		AccessLeave(&scope);
-		PG_RETURN_TEXT_P(cstring_to_text("gone"));
-	}
-	partner = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	if (strcmp(state, "pending") != 0 ||
-		DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)) != attempt)
-		state = NULL;
-	AccessCheckPartnerBinding(scope.caller, partner);
-	log_attempt(fcinfo, CStringGetTextDatum(partner));
-	if (state != NULL)
-		state = record_outcome(fcinfo, attempt, !PG_ARGISNULL(3) && status >= 200 && status < 300,
-							   status == 410);
+	complete_attempts(&a, 1, scope.caller);
 	AccessLeave(&scope);
-	PG_RETURN_TEXT_P(cstring_to_text(state ? state : "stale"));
+	PG_RETURN_TEXT_P(cstring_to_text(a.state));
+}
+
+/*
+ * array_arg: the elements of array argument argno (one-dimensional, n
+ * elements); 22004 when the argument, or an element while nulls_ok is
+ * false, is NULL
+ */
+static Datum *
+array_arg(FunctionCallInfo fcinfo, int argno, const char *name, Oid type, int n,
+		  bool nulls_ok, bool **nulls)
+{
+	ArrayType  *arr;
+	Datum	   *elems;
+	int			count;
+	int			i;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	UserlifeRequireArg(fcinfo, argno, name);
+	arr = PG_GETARG_ARRAYTYPE_P(argno);
+	if (ARR_NDIM(arr) > 1 || ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr)) != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a one-dimensional array of as many elements as endpoint_ids", name)));
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, type, typlen, typbyval, typalign, &elems, nulls, &count);
+	for (i = 0; i < count && !nulls_ok; i++)
+		if ((*nulls)[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain NULL", name)));
+	return elems;
+}
+
+/*
+ * complete_webhook_deliveries(endpoint_ids, event_ids, attempts, statuses,
+ * latencies, errors, responses, retry_afters): complete_webhook_delivery
+ * for each position of the arrays (all of one length, at most 1000), in one
+ * call and a few statements; returns the states in the same order.  For the
+ * delivery program, which records what finished together.
+ */
+Datum
+userlife_complete_webhook_deliveries(PG_FUNCTION_ARGS)
+{
+	static const char *const names[8] = {"endpoint_ids", "event_ids", "attempts", "statuses",
+	"latencies", "errors", "responses", "retry_afters"};
+	static const Oid types[8] = {INT8OID, INT8OID, INT4OID, INT4OID, INT4OID, TEXTOID, TEXTOID, INT4OID};
+	AccessScope scope;
+	Attempt    *a;
+	Datum	   *v[8];
+	bool	   *nulls[8];
+	Datum	   *states;
+	int			n;
+	int			i;
+	int			k;
+
+	UserlifeRequireArg(fcinfo, 0, names[0]);
+	n = ArrayGetNItems(ARR_NDIM(PG_GETARG_ARRAYTYPE_P(0)), ARR_DIMS(PG_GETARG_ARRAYTYPE_P(0)));
+	if (n < 1 || n > WEBHOOK_MAX_CLAIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("endpoint_ids must have 1 to %d elements", WEBHOOK_MAX_CLAIM)));
+	for (k = 0; k < 8; k++)
+		v[k] = array_arg(fcinfo, k, names[k], types[k], n, k >= 3, &nulls[k]);
+	a = palloc0(sizeof(Attempt) * n);
+	for (i = 0; i < n; i++)
+	{
+		a[i].endpoint_id = DatumGetInt64(v[0][i]);
+		a[i].event_id = DatumGetInt64(v[1][i]);
+		a[i].attempt = DatumGetInt32(v[2][i]);
+		a[i].has_status = !nulls[3][i];
+		a[i].status = a[i].has_status ? DatumGetInt32(v[3][i]) : 0;
+		a[i].has_latency = !nulls[4][i];
+		a[i].latency_ms = a[i].has_latency ? DatumGetInt32(v[4][i]) : 0;
+		a[i].error = nulls[5][i] ? NULL : DatumGetTextPP(v[5][i]);
+		a[i].response = nulls[6][i] ? NULL : DatumGetTextPP(v[6][i]);
+		a[i].has_retry_after = !nulls[7][i];
+		a[i].retry_after = a[i].has_retry_after ? DatumGetInt32(v[7][i]) : 0;
+		check_attempt(&a[i]);
+	}
+	AccessEnter(&scope, ACCESS_DEVELOPER, NULL);
+	complete_attempts(a, n, scope.caller);
+	AccessLeave(&scope);
+	states = palloc(sizeof(Datum) * n);
+	for (i = 0; i < n; i++)
+		states[i] = CStringGetTextDatum(a[i].state);
+	PG_RETURN_DATUM(array_of(states, NULL, n, TEXTOID));
 }
 
 /* webhooks_installed: whether this database's userlife has the webhook tables (0.3.0) */

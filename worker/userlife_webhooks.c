@@ -4,7 +4,8 @@
  *		The webhook delivery program (SPEC §10).  It claims signed, ready
  *		requests with userlife.claim_webhook_deliveries, sends them
  *		concurrently over kept-alive connections (libcurl multi), and records
- *		every attempt with userlife.complete_webhook_delivery.  It never
+ *		the attempts that finished together with one call of
+ *		userlife.complete_webhook_deliveries.  It never
  *		sees a secret: the database signs.
  *
  *	usage: userlife_webhooks [--allow-network CIDR]... [--ca-file FILE]
@@ -15,7 +16,12 @@
  * Wake-ups: LISTEN userlife_events, a poll every --poll-ms (1 s) without
  * one, and one extra poll userlife.notify_interval after every wake-up: a
  * backend sends at most one notification per interval, so the change that
- * followed a notified one within the interval has none of its own.
+ * followed a notified one within the interval has none of its own.  And
+ * while a claim says it held events back behind writers still running
+ * (userlife.webhook_claim_held_back), a poll every
+ * userlife.notify_interval (held_back_delay): such a writer may commit
+ * without a notification of its own.  Notifications that arrived while a
+ * claim or a record ran are taken before sleeping.
  *
  * Where it connects: the address check runs in libcurl's open-socket
  * callback, after name resolution and before connect, on the address the
@@ -51,6 +57,7 @@
 #define RESPONSE_KEEP	1024
 #define REASON_LEN		200
 #define CLAIM_GAP_S		0.01
+#define Min(a, b)		((a) < (b) ? (a) : (b))
 
 /* a CIDR range; IPv4 ranges are kept as IPv4-mapped IPv6 */
 typedef struct Network
@@ -568,53 +575,62 @@ append_literal(PGconn *conn, char **buf, size_t *len, size_t *cap, const char *s
 	PQfreemem(q);
 }
 
-/*
- * record_outcomes
- *		Records the attempts in one statement (one commit).  Sorted by
- *		endpoint, so that two programs lock endpoint rows in the same order.
- *		A failure is logged: the claims lapse and the deliveries are sent
- *		again.
- */
+/* append_column: ",ARRAY[...]::type" of one field of outcomes outs[0..n-1] */
 static void
-record_outcomes(PGconn *conn, Outcome **outs, int n)
+append_column(PGconn *conn, char **buf, size_t *len, size_t *cap, Outcome **outs, int n,
+			  int field, const char *type)
 {
-	char	   *sql = NULL;
-	size_t		len = 0;
-	size_t		cap = 0;
-	char		num[128];
+	char		num[64];
 	int			i;
-	PGresult   *res;
 
-	if (n == 0)
-		return;
-	qsort(outs, n, sizeof(Outcome *), by_endpoint);
-	append(&sql, &len, &cap,
-		   "SELECT userlife.complete_webhook_delivery(v.e, v.ev, v.a, v.s, v.l, v.err, v.resp, v.ra)"
-		   " FROM (VALUES ");
+	append(buf, len, cap, field == 0 ? "ARRAY[" : ", ARRAY[");
 	for (i = 0; i < n; i++)
 	{
 		Outcome    *o = outs[i];
 
-		snprintf(num, sizeof(num), "%s(%lld::int8, %lld::int8, %d, ",
-				 i ? ", " : "", atoll(o->endpoint_id), atoll(o->event_id), atoi(o->attempt));
-		append(&sql, &len, &cap, num);
-		if (o->status)
-			snprintf(num, sizeof(num), "%ld, %ld, ", o->status, o->latency_ms);
+		if (i > 0)
+			append(buf, len, cap, ",");
+		if (field == 5 || field == 6)
+		{
+			append_literal(conn, buf, len, cap, field == 5 ? o->error : o->response);
+			continue;
+		}
+		if ((field == 3 && o->status == 0) || (field == 7 && o->retry_after < 0))
+			snprintf(num, sizeof(num), "NULL");
 		else
-			snprintf(num, sizeof(num), "NULL::int4, %ld, ", o->latency_ms);
-		append(&sql, &len, &cap, num);
-		append_literal(conn, &sql, &len, &cap, o->error);
-		append(&sql, &len, &cap, "::text, ");
-		append_literal(conn, &sql, &len, &cap, o->response);
-		if (o->retry_after >= 0)
-			snprintf(num, sizeof(num), "::text, %ld)", o->retry_after);
-		else
-			snprintf(num, sizeof(num), "::text, NULL::int4)");
-		append(&sql, &len, &cap, num);
+			snprintf(num, sizeof(num), "%lld",
+					 field == 0 ? atoll(o->endpoint_id) : field == 1 ? atoll(o->event_id) :
+					 field == 2 ? atoll(o->attempt) : field == 3 ? (long long) o->status :
+					 field == 4 ? (long long) o->latency_ms : (long long) o->retry_after);
+		append(buf, len, cap, num);
 	}
-	append(&sql, &len, &cap, ") AS v(e, ev, a, s, l, err, resp, ra) ORDER BY 1");
+	append(buf, len, cap, "]::");
+	append(buf, len, cap, type);
+}
+
+/*
+ * record_some: records outs[0..n-1] with one call of
+ * userlife.complete_webhook_deliveries; whether it succeeded
+ */
+static bool
+record_some(PGconn *conn, Outcome **outs, int n)
+{
+	static const char *const types[8] = {"int8[]", "int8[]", "int4[]", "int4[]", "int4[]",
+	"text[]", "text[]", "int4[]"};
+	char	   *sql = NULL;
+	size_t		len = 0;
+	size_t		cap = 0;
+	int			k;
+	bool		ok;
+	PGresult   *res;
+
+	append(&sql, &len, &cap, "SELECT userlife.complete_webhook_deliveries(");
+	for (k = 0; k < 8; k++)
+		append_column(conn, &sql, &len, &cap, outs, n, k, types[k]);
+	append(&sql, &len, &cap, ")");
 	res = PQexec(conn, sql);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (!ok)
 	{
 		if (PQstatus(conn) != CONNECTION_OK)
 			die(conn, "connection lost");
@@ -622,6 +638,29 @@ record_outcomes(PGconn *conn, Outcome **outs, int n)
 	}
 	PQclear(res);
 	free(sql);
+	return ok;
+}
+
+/*
+ * record_outcomes
+ *		Records the attempts in one call (one statement, one commit), sorted
+ *		by endpoint, so that two programs lock endpoint rows in the same
+ *		order.  When that fails (an endpoint removed meanwhile answers 42501
+ *		to a role bound to some partners only), each is recorded alone, so
+ *		that the others are not sent again.  A failure is logged: the claims
+ *		lapse and the deliveries are sent again.
+ */
+static void
+record_outcomes(PGconn *conn, Outcome **outs, int n)
+{
+	int			i;
+
+	if (n == 0)
+		return;
+	qsort(outs, n, sizeof(Outcome *), by_endpoint);
+	if (!record_some(conn, outs, n) && n > 1)
+		for (i = 0; i < n; i++)
+			(void) record_some(conn, &outs[i], 1);
 	for (i = 0; i < n; i++)
 	{
 		free(outs[i]->endpoint_id);
@@ -633,34 +672,54 @@ record_outcomes(PGconn *conn, Outcome **outs, int n)
 	}
 }
 
-/* claim: claims up to max deliveries and starts them; returns how many */
+/*
+ * claim
+ *		Claims up to max deliveries and starts them; returns how many.  In
+ *		the same round trip, asks whether the claim held events back
+ *		(*held_back).
+ */
 static int
-claim(PGconn *conn, CURLM *multi, int max, const char *partner, const char *ca_file)
+claim(PGconn *conn, CURLM *multi, int max, const char *partner, const char *ca_file, bool *held_back)
 {
-	char		maxs[16];
-	const char *params[2] = {maxs, partner};
+	char		sql[512];
+	char	   *lit = NULL;
 	PGresult   *res;
-	int			n;
+	int			n = 0;
 	int			i;
+	bool		failed = false;
 
-	snprintf(maxs, sizeof(maxs), "%d", max);
-	res = PQexecParams(conn,
-					   "SELECT endpoint_id, event_id, attempt, url, body, webhook_id,"
-					   " webhook_timestamp, webhook_signature, timeout_ms"
-					   " FROM userlife.claim_webhook_deliveries($1::pg_catalog.int4, $2)",
-					   2, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	if (partner != NULL && (lit = PQescapeLiteral(conn, partner, strlen(partner))) == NULL)
+		die(conn, "cannot quote the partner");
+	snprintf(sql, sizeof(sql),
+			 "SELECT endpoint_id, event_id, attempt, url, body, webhook_id,"
+			 " webhook_timestamp, webhook_signature, timeout_ms"
+			 " FROM userlife.claim_webhook_deliveries(%d, %s::pg_catalog.text);"
+			 " SELECT userlife.webhook_claim_held_back()", max, lit ? lit : "NULL");
+	if (lit)
+		PQfreemem(lit);
+	*held_back = false;
+	if (!PQsendQuery(conn, sql))
+		die(conn, "connection lost");
+	while ((res = PQgetResult(conn)) != NULL)
 	{
-		if (PQstatus(conn) != CONNECTION_OK)
-			die(conn, "connection lost");
-		logmsg("claim_webhook_deliveries failed: %s", PQerrorMessage(conn));
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		{
+			if (!failed)
+				logmsg("claim_webhook_deliveries failed: %s", PQresultErrorMessage(res));
+			failed = true;
+		}
+		else if (PQnfields(res) == 1)
+			*held_back = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		else
+		{
+			n = PQntuples(res);
+			for (i = 0; i < n; i++)
+				(void) start_request(multi, res, i, ca_file);
+		}
 		PQclear(res);
-		return 0;
 	}
-	n = PQntuples(res);
-	for (i = 0; i < n; i++)
-		(void) start_request(multi, res, i, ca_file);
-	PQclear(res);
+	if (PQstatus(conn) != CONNECTION_OK)
+		die(conn, "connection lost");
 	return n;
 }
 
@@ -766,6 +825,8 @@ typedef struct Loop
 	double		last_busy;
 	double		last_claim;		/* when the last claim was made */
 	double		next_summary;
+	double		held_since;		/* 0, or since when claims hold events back */
+	double		held_delay;		/* the next poll's delay meanwhile */
 	int			in_flight;
 } Loop;
 
@@ -823,6 +884,7 @@ static void
 start(const Options *o, Loop *l)
 {
 	PGresult   *res;
+	bool		held_back;
 
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
@@ -839,15 +901,42 @@ start(const Options *o, Loop *l)
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		die(l->conn, "LISTEN failed");
 	PQclear(res);
-	l->in_flight = claim(l->conn, l->multi, o->concurrency, o->partner, o->ca_file);
+	l->in_flight = claim(l->conn, l->multi, o->concurrency, o->partner, o->ca_file, &held_back);
 	l->interval = notify_interval_s(l->conn);
+	l->held_since = held_back ? now_s() : 0;
+	l->held_delay = l->interval;
 	logmsg("started: concurrency %d, poll every %ld ms, extra poll %.0f ms after a wake-up, %d allowed networks",
 		   o->concurrency, o->poll_ms, l->interval * 1000, n_allowed);
 	l->extra_poll = 0;
 	l->last_claim = 0;
 	l->last_busy = now_s();
 	l->next_summary = now_s() + 60;
-	l->next_poll = now_s() + o->poll_ms / 1000.0;
+	l->next_poll = now_s() + (held_back ? l->interval : o->poll_ms / 1000.0);
+}
+
+/*
+ * held_back_delay
+ *		When to poll again after a claim that held events back behind
+ *		running writers: after userlife.notify_interval, as long as events
+ *		keep coming or the holding has lasted less than --poll-ms; then at
+ *		twice the delay each time, up to --poll-ms.  A writer may commit
+ *		without a notification only within an interval of its backend's
+ *		last one; the ones that hold events back for long are transactions
+ *		left open, which need not cost ten claims a second.
+ */
+static double
+held_back_delay(const Options *o, Loop *l, double t, bool progress)
+{
+	double		poll_s = o->poll_ms / 1000.0;
+
+	if (l->held_since == 0 || progress)
+	{
+		l->held_since = t;
+		l->held_delay = l->interval;
+	}
+	else if (t - l->held_since >= poll_s)
+		l->held_delay = Min(l->held_delay * 2, poll_s);
+	return l->held_delay;
 }
 
 /*
@@ -876,11 +965,20 @@ deliver(const Options *o, Loop *l)
 		 t - l->last_claim >= CLAIM_GAP_S))
 	{
 		int			room = o->concurrency - l->in_flight;
+		bool		held_back;
 
-		claimed = claim(l->conn, l->multi, room, o->partner, o->ca_file);
+		claimed = claim(l->conn, l->multi, room, o->partner, o->ca_file, &held_back);
 		l->last_claim = t;
 		l->in_flight += claimed;
-		l->next_poll = claimed == room ? t : t + o->poll_ms / 1000.0;
+		if (claimed == room)
+			l->next_poll = t;
+		else if (held_back)
+			l->next_poll = t + held_back_delay(o, l, t, claimed > 0);
+		else
+		{
+			l->held_since = 0;
+			l->next_poll = t + o->poll_ms / 1000.0;
+		}
 		if (l->extra_poll > 0 && l->extra_poll <= t)
 			l->extra_poll = 0;
 	}
@@ -907,19 +1005,37 @@ deliver(const Options *o, Loop *l)
 	return true;
 }
 
+/* take_notifications: a wake-up for each notification libpq has read */
+static void
+take_notifications(Loop *l)
+{
+	PGnotify   *notify;
+
+	while ((notify = PQnotifies(l->conn)) != NULL)
+	{
+		PQfreemem(notify);
+		l->next_poll = now_s();
+		l->extra_poll = now_s() + l->interval;
+	}
+}
+
 /*
  * sleep_until_work
  *		Sleeps until a transfer, a notification, the next poll or the extra
- *		poll, at most a second.
+ *		poll, at most a second.  Notifications libpq read during a claim or
+ *		a record are taken first: the socket has nothing more to say about
+ *		them, and the sleep would last until the next poll.
  */
 static void
 sleep_until_work(const Options *o, Loop *l)
 {
 	struct curl_waitfd pgfd;
-	PGnotify   *notify;
-	double		t = now_s();
-	int			wait_ms = (int) ((l->next_poll - t) * 1000);
+	double		t;
+	int			wait_ms;
 
+	take_notifications(l);
+	t = now_s();
+	wait_ms = (int) ((l->next_poll - t) * 1000);
 	if (l->extra_poll > 0 && (int) ((l->extra_poll - t) * 1000) < wait_ms)
 		wait_ms = (int) ((l->extra_poll - t) * 1000);
 	if (l->in_flight >= o->concurrency || stopping)
@@ -937,12 +1053,7 @@ sleep_until_work(const Options *o, Loop *l)
 	curl_multi_poll(l->multi, &pgfd, 1, wait_ms, NULL);
 	if (!PQconsumeInput(l->conn))
 		die(l->conn, "connection lost");
-	while ((notify = PQnotifies(l->conn)) != NULL)
-	{
-		PQfreemem(notify);
-		l->next_poll = now_s();
-		l->extra_poll = now_s() + l->interval;
-	}
+	take_notifications(l);
 	if (l->extra_poll > 0 && now_s() >= l->extra_poll && l->next_poll > l->extra_poll)
 		l->next_poll = l->extra_poll;
 }

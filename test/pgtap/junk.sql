@@ -20,6 +20,8 @@ CREATE FUNCTION pg_temp.sample(t regtype) RETURNS text LANGUAGE sql AS $$
 		WHEN 'interval'::regtype THEN quote_literal('1 day') || '::interval'
 		WHEN 'integer'::regtype THEN '1'
 		WHEN 'bigint'::regtype THEN '1::bigint'
+		WHEN 'bigint[]'::regtype THEN quote_literal('{1}') || '::bigint[]'
+		WHEN 'integer[]'::regtype THEN quote_literal('{1}') || '::integer[]'
 		WHEN 'boolean'::regtype THEN 'true'
 		WHEN 'regrole'::regtype THEN quote_literal(current_user) || '::regrole'
 		WHEN 'userlife.user_status'::regtype THEN quote_literal('active') || '::userlife.user_status'
@@ -53,6 +55,10 @@ CREATE FUNCTION pg_temp.junk_values(t regtype) RETURNS SETOF text LANGUAGE sql A
 		('interval', '''178000000 years''::interval'),
 		('integer', '0'), ('integer', '-1'), ('integer', '2147483647'), ('integer', '-2147483648'),
 		('bigint', '(-9223372036854775807 - 1)::bigint'), ('bigint', '9223372036854775807::bigint'),
+		('bigint[]', '''{}''::bigint[]'), ('bigint[]', 'ARRAY[NULL::bigint]'),
+		('bigint[]', '''{{1,2},{3,4}}''::bigint[]'), ('bigint[]', 'array_fill(1::bigint, ARRAY[100000])'),
+		('integer[]', '''{}''::integer[]'), ('integer[]', 'ARRAY[NULL::integer]'),
+		('integer[]', '''{-1}''::integer[]'), ('integer[]', 'array_fill(0, ARRAY[100000])'),
 		('boolean', 'false'),
 		('regrole', '0::oid::regrole'),
 		('userlife.user_status', '''deleted''::userlife.user_status'),

@@ -25,6 +25,7 @@ bind_partner|SELECT userlife.bind_partner('sb_read', 'globex')
 claim_events|SELECT userlife.claim_events(10)
 claim_webhook_deliveries|SELECT userlife.claim_webhook_deliveries(10)
 complete_webhook_delivery|SELECT userlife.complete_webhook_delivery(1, 1, 1, 200, 5)
+complete_webhook_deliveries|SELECT userlife.complete_webhook_deliveries('{1}', '{1}', '{1}', '{200}', '{5}', '{NULL}', '{NULL}', '{NULL}')
 create_partner|SELECT userlife.create_partner('initech')
 delete_user|SELECT userlife.delete_user('acme', 'u1', 'standby')
 delete_users|SELECT userlife.delete_users('acme', ARRAY['u1', 'u2'], 'standby')
@@ -58,7 +59,7 @@ verify_signature|SELECT userlife.verify_signature('acme', 'c2lnbmF0dXJl', '2026-
 EOF
 )
 # volatile for the clock or the server's state only: they read, and work on a standby
-READ_ONLY_VOLATILE="check_preload generate_signature"
+READ_ONLY_VOLATILE="check_preload generate_signature webhook_claim_held_back"
 
 # the reads of SPEC §11 and every other read-only function and view
 cat >"$SB_TMP/reads.sql" <<'EOF'
