@@ -105,14 +105,14 @@ AccessIsPartnerWide(Oid role)
 }
 
 /*
- * AccessCheckPartnerBinding
+ * check_partner_binding
  *		Raises 42501 unless the role, or a role it has the privileges of, is
  *		bound to the partner.  The message is the same whether or not the
  *		partner or any of its users exist.  Must run as the extension owner
  *		inside UserlifeSpiConnect.
  */
-void
-AccessCheckPartnerBinding(Oid role, const char *partner)
+static void
+check_partner_binding(Oid role, const char *partner)
 {
 	Oid			argtypes[2] = {TEXTOID, OIDOID};
 	Datum		values[2];
@@ -209,7 +209,7 @@ AccessEnterCall(FunctionCallInfo fcinfo, AccessScope *scope, AccessLevel level,
 						   scope->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	UserlifeSpiConnect();
 	if (partner != NULL)
-		AccessCheckPartnerBinding(scope->caller, partner);
+		check_partner_binding(scope->caller, partner);
 }
 
 /*

@@ -56,7 +56,6 @@ extern void AccessLeave(AccessScope *scope);
 extern Datum AccessLeaveWithRows(AccessScope *scope, ReturnSetInfo *rsinfo);
 extern bool AccessIsEntered(void);
 extern bool AccessIsPartnerWide(Oid role);
-extern void AccessCheckPartnerBinding(Oid role, const char *partner);
 extern int64 AccessDropStaleBindings(void);
 
 #endif							/* USERLIFE_ACCESS_H */
