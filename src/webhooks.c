@@ -961,8 +961,10 @@ sign(ArrayType *secrets, const char *id, const char *ts, const char *body, size_
  *		sizes the pending deliveries from the last ANALYZE, which may have
  *		seen none (the partial indexes then count zero rows), and with that
  *		estimate it chose to read every pending delivery and sort them, at
- *		each claim.  "The oldest of its user" is the first pending entry of
- *		the user's range in webhook_queue_user_id_idx, a LIMIT 1 subplan: as NOT
+ *		each claim.  "The oldest of its user" is the first entry of the
+ *		user's pending range in webhook_queue_user_id_idx (state is keyed
+ *		before event_id, so its dead entries are not passed over), a LIMIT
+ *		1 subplan: as NOT
  *		EXISTS (an older pending one) the same estimate made it an anti join
  *		scanning every pending delivery for each candidate (3.7 s a claim at
  *		a backlog of 50,000).
