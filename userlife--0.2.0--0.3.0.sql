@@ -329,12 +329,14 @@ CREATE TABLE userlife.webhook_queue (
 -- Every delivery writes each index of the table twice (queued, claimed) or
 -- once more (completed): one index serves both the per-user order of the
 -- claim (a user's oldest pending delivery to an endpoint) and user_summary
--- (a user's pending and dead deliveries).
+-- (a user's pending and dead deliveries).  state comes before event_id:
+-- the claim reads a user's first pending entry without passing over every
+-- dead one before it.
 CREATE INDEX webhook_queue_due_idx ON userlife.webhook_queue (next_attempt_at, event_id)
 	WHERE state OPERATOR(pg_catalog.=) 'pending';
 CREATE INDEX webhook_queue_updated_idx ON userlife.webhook_queue (updated_at)
 	WHERE state OPERATOR(pg_catalog.<>) 'pending';
-CREATE INDEX webhook_queue_user_id_idx ON userlife.webhook_queue (user_id, endpoint_id, event_id)
+CREATE INDEX webhook_queue_user_id_idx ON userlife.webhook_queue (user_id, endpoint_id, state, event_id)
 	WHERE state OPERATOR(pg_catalog.<>) 'delivered';
 COMMENT ON TABLE userlife.webhook_queue IS
 	'webhook deliveries taken from the outbox: pending (due at next_attempt_at, or held by a program until then), delivered or dead';

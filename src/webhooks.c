@@ -442,33 +442,41 @@ deny_endpoint(int64 endpoint_id)
  *		endpoint has that id and the caller is bound to some partners only,
  *		so that such a caller cannot tell another partner's ids from unused
  *		ones.  For superusers and userlife_owner members (who see every
- *		endpoint) an unused id is P0002.  Returns whether it is enabled.
+ *		endpoint) an unused id is P0002.  Only the partner's own row is
+ *		locked: locking another partner's row first would make the caller
+ *		wait for that partner's transactions (55P03 under lock_timeout where
+ *		an unused id answers 42501 at once) and hold up that partner's
+ *		claims.  Returns whether it is enabled.
  */
 static bool
 lock_endpoint(const char *partner, int64 endpoint_id, Oid caller)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
+	static SPIPlanPtr find_plan = NULL;
+	Oid			argtypes[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
 	bool		isnull;
-	char	   *owner;
 
 	values[0] = Int64GetDatum(endpoint_id);
+	values[1] = CStringGetTextDatum(partner);
 	UserlifeRun(&plan,
-				"SELECT w.partner, w.enabled FROM userlife.webhook_endpoints w"
-				" WHERE w.endpoint_id = $1 FOR NO KEY UPDATE",
+				"SELECT w.enabled FROM userlife.webhook_endpoints w"
+				" WHERE w.endpoint_id = $1 AND w.partner = $2 FOR NO KEY UPDATE",
+				2, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (!AccessIsPartnerWide(caller))
+		deny_endpoint(endpoint_id);
+	/* a caller that sees every endpoint may learn whether the id is used */
+	UserlifeRun(&find_plan, "SELECT 1 FROM userlife.webhook_endpoints w WHERE w.endpoint_id = $1",
 				1, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
-	if (SPI_processed == 0 && !AccessIsPartnerWide(caller))
+	if (SPI_processed > 0)
 		deny_endpoint(endpoint_id);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("webhook endpoint %lld of partner \"%s\" does not exist",
-						(long long) endpoint_id, partner)));
-	owner = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	if (strcmp(owner, partner) != 0)
-		deny_endpoint(endpoint_id);
-	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	ereport(ERROR,
+			(errcode(ERRCODE_NO_DATA_FOUND),
+			 errmsg("webhook endpoint %lld of partner \"%s\" does not exist",
+					(long long) endpoint_id, partner)));
+	pg_unreachable();
 }
 
 /*
@@ -953,8 +961,10 @@ sign(ArrayType *secrets, const char *id, const char *ts, const char *body, size_
  *		sizes the pending deliveries from the last ANALYZE, which may have
  *		seen none (the partial indexes then count zero rows), and with that
  *		estimate it chose to read every pending delivery and sort them, at
- *		each claim.  "The oldest of its user" is the first pending entry of
- *		the user's range in webhook_queue_user_id_idx, a LIMIT 1 subplan: as NOT
+ *		each claim.  "The oldest of its user" is the first entry of the
+ *		user's pending range in webhook_queue_user_id_idx (state is keyed
+ *		before event_id, so its dead entries are not passed over), a LIMIT
+ *		1 subplan: as NOT
  *		EXISTS (an older pending one) the same estimate made it an anti join
  *		scanning every pending delivery for each candidate (3.7 s a claim at
  *		a backlog of 50,000).
