@@ -225,6 +225,18 @@ AccessEnterPartnerCall(FunctionCallInfo fcinfo, AccessScope *scope, AccessLevel 
 	AccessEnterCall(fcinfo, scope, level, partner, false);
 }
 
+/* AccessUserArgs: the partner and external_id arguments of a call on one user */
+UserCall
+AccessUserArgs(FunctionCallInfo fcinfo)
+{
+	UserCall	call;
+
+	memset(&call.scope, 0, sizeof(call.scope));
+	call.partner = UserlifeRequireText(fcinfo, 0, "partner");
+	call.external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	return call;
+}
+
 /* AccessLeave: disconnects from SPI and switches back to the calling role */
 void
 AccessLeave(AccessScope *scope)

@@ -53,6 +53,24 @@ extern void AccessRefuseOnStandby(FunctionCallInfo fcinfo);
 extern void AccessEnterPartnerCall(FunctionCallInfo fcinfo, AccessScope *scope,
 								   AccessLevel level, const char *partner);
 extern void AccessLeave(AccessScope *scope);
+
+/*
+ * UserCall: a call on one user of a partner, inside its access scope.  The
+ * SQL functions whose first arguments are (partner, external_id) read both
+ * with AccessUserArgs (NULL is 22004) where they declare the call, check
+ * their other arguments, then AccessEnterUser; a signed request fills one
+ * in itself.
+ */
+typedef struct UserCall
+{
+	AccessScope scope;
+	const char *partner;
+	const char *external_id;
+} UserCall;
+
+extern UserCall AccessUserArgs(FunctionCallInfo fcinfo);
+#define AccessEnterUser(call, level) \
+	AccessEnterPartnerCall(fcinfo, &(call)->scope, (level), (call)->partner)
 extern Datum AccessLeaveWithRows(AccessScope *scope, ReturnSetInfo *rsinfo);
 extern bool AccessIsEntered(void);
 extern bool AccessIsPartnerWide(Oid role);

@@ -1378,21 +1378,19 @@ Datum
 userlife_user_history(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	UserCall	call = AccessUserArgs(fcinfo);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	AccessScope scope;
 	Oid			argtypes[1] = {UUIDOID};
 	Datum		values[1];
 
-	UserlifeCheckPartnerId(partner);
+	UserlifeCheckPartnerId(call.partner);
 	InitMaterializedSRF(fcinfo, 0);
-	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
-	values[0] = find_user_id(partner, external_id);
+	AccessEnter(&call.scope, ACCESS_COMPLIANCE, call.partner);
+	values[0] = find_user_id(call.partner, call.external_id);
 	UserlifeRunCustom(&plan,
 					  "SELECT a FROM userlife.audit a WHERE a.user_id = $1 ORDER BY a.audit_id",
 					  1, argtypes, values, NULL, true, 0, SPI_OK_SELECT);
-	return AccessLeaveWithRows(&scope, rsinfo);
+	return AccessLeaveWithRows(&call.scope, rsinfo);
 }
 
 /*
@@ -1402,13 +1400,11 @@ userlife_user_history(PG_FUNCTION_ARGS)
 Datum
 userlife_verify_audit(PG_FUNCTION_ARGS)
 {
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
-	AccessScope scope;
+	UserCall	call = AccessUserArgs(fcinfo);
 	bool		ok;
 
-	AccessEnterPartner(&scope, ACCESS_COMPLIANCE, partner);
-	ok = ChainVerifyUser(find_user_id(partner, external_id));
-	AccessLeave(&scope);
+	AccessEnterUser(&call, ACCESS_COMPLIANCE);
+	ok = ChainVerifyUser(find_user_id(call.partner, call.external_id));
+	AccessLeave(&call.scope);
 	PG_RETURN_BOOL(ok);
 }

@@ -1017,8 +1017,7 @@ userlife_register_user(PG_FUNCTION_ARGS)
  *		user's tombstone; P0002 when neither exists.  Returns allow.
  */
 bool
-LifecycleAllowReenroll(Oid caller, const char *partner, const char *external_id,
-					   bool allow, const char *reason)
+LifecycleAllowReenroll(const UserCall *call, bool allow, const char *reason)
 {
 	static SPIPlanPtr user_plan = NULL;
 	static SPIPlanPtr tomb_plan = NULL;
@@ -1028,12 +1027,12 @@ LifecycleAllowReenroll(Oid caller, const char *partner, const char *external_id,
 
 	Assert(AccessIsEntered());
 
-	values[0] = CStringGetTextDatum(partner);
-	values[1] = CStringGetTextDatum(external_id);
+	values[0] = CStringGetTextDatum(call->partner);
+	values[1] = CStringGetTextDatum(call->external_id);
 	values[2] = BoolGetDatum(allow);
-	if (fetch_user(partner, external_id, LOCK_UPDATE, &u))
+	if (fetch_user(call->partner, call->external_id, LOCK_UPDATE, &u))
 	{
-		WriteCtxBegin(caller, reason, NULL, WRITE_PLAIN);
+		WriteCtxBegin(call->scope.caller, reason, NULL, WRITE_PLAIN);
 		(void) run_user_update(&user_plan,
 							   "UPDATE userlife.users u SET allow_new_enroll = $3 "
 							   "WHERE u.partner = $1 AND u.external_id = $2 RETURNING u",
@@ -1047,7 +1046,7 @@ LifecycleAllowReenroll(Oid caller, const char *partner, const char *external_id,
 				  " AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8'))",
 				  3, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
 		if (SPI_processed == 0)
-			UserlifeUserNotFound(partner, external_id);
+			UserlifeUserNotFound(call->partner, call->external_id);
 	}
 	return allow;
 }
@@ -1059,15 +1058,12 @@ LifecycleAllowReenroll(Oid caller, const char *partner, const char *external_id,
 Datum
 userlife_allow_reenroll(PG_FUNCTION_ARGS)
 {
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	UserCall	call = AccessUserArgs(fcinfo);
 	bool		allow = PG_ARGISNULL(2) ? true : PG_GETARG_BOOL(2);
-	AccessScope scope;
 
-	AccessEnterPartner(&scope, ACCESS_COMPLIANCE, partner);
-	allow = LifecycleAllowReenroll(scope.caller, partner, external_id, allow,
-								   UserlifeOptionalText(fcinfo, 3));
-	AccessLeave(&scope);
+	AccessEnterUser(&call, ACCESS_COMPLIANCE);
+	allow = LifecycleAllowReenroll(&call, allow, UserlifeOptionalText(fcinfo, 3));
+	AccessLeave(&call.scope);
 	PG_RETURN_BOOL(allow);
 }
 
@@ -1080,15 +1076,13 @@ userlife_allow_reenroll(PG_FUNCTION_ARGS)
 Datum
 userlife_get_user(PG_FUNCTION_ARGS)
 {
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
-	AccessScope scope;
-	Datum		result;
+	UserCall	call = AccessUserArgs(fcinfo);
+	Datum		row;
 
-	AccessEnterPartner(&scope, ACCESS_READER, partner);
-	result = UserlifeGetUserRow(partner, external_id);
-	AccessLeave(&scope);
-	PG_RETURN_DATUM(result);
+	AccessEnterUser(&call, ACCESS_READER);
+	row = UserlifeGetUserRow(call.partner, call.external_id);
+	AccessLeave(&call.scope);
+	PG_RETURN_DATUM(row);
 }
 
 /*------------------------------------------------------------------------
@@ -1190,17 +1184,15 @@ Datum
 userlife_update_user(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	UserCall	call = AccessUserArgs(fcinfo);
 	char	   *email = UserlifeOptionalText(fcinfo, 3);
-	AccessScope scope;
 	UserRow		u;
 	Oid			argtypes[6] = {UUIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID, BOOLOID};
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	Datum		result;
 
-	UserlifeCheckPartnerId(partner);
+	UserlifeCheckPartnerId(call.partner);
 	if (email != NULL)
 		UserlifeCheckEmail(email);
 	if (!PG_ARGISNULL(4))
@@ -1208,18 +1200,18 @@ userlife_update_user(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(5))
 		LifecycleCheckTags(PG_GETARG_ARRAYTYPE_P(5));
 
-	AccessEnter(&scope, ACCESS_DEVELOPER, partner);
-	require_user(partner, external_id, LOCK_UPDATE, &u);
+	AccessEnter(&call.scope, ACCESS_DEVELOPER, call.partner);
+	require_user(call.partner, call.external_id, LOCK_UPDATE, &u);
 	if (!PG_ARGISNULL(6) && PG_GETARG_INT64(6) != u.version)
 		ereport(ERROR,
 				(errcode(ERRCODE_USERLIFE_VERSION_MISMATCH),
-				 errmsg("version of %s does not match", UserlifeUserName(partner, external_id)),
+				 errmsg("version of %s does not match", UserlifeUserName(call.partner, call.external_id)),
 				 errdetail("The user is at version " INT64_FORMAT ", not " INT64_FORMAT ".",
 						   u.version, PG_GETARG_INT64(6)),
 				 errhint("Read the user again and retry with its current version.")));
-	require_not_deleted(partner, external_id, &u);
+	require_not_deleted(call.partner, call.external_id, &u);
 	if (email != NULL)
-		require_email_free(partner, email, u.user_id, true);
+		require_email_free(call.partner, email, u.user_id, true);
 
 	/* NULL keeps a field: $6 tells whether display_name was given */
 	values[0] = u.user_id;
@@ -1233,7 +1225,7 @@ userlife_update_user(PG_FUNCTION_ARGS)
 	nulls[4] = PG_ARGISNULL(5) ? 'n' : ' ';
 	values[5] = BoolGetDatum(!PG_ARGISNULL(2));
 
-	WriteCtxBegin(scope.caller, NULL, NULL, WRITE_PLAIN);
+	WriteCtxBegin(call.scope.caller, NULL, NULL, WRITE_PLAIN);
 	result = run_user_update(&plan,
 							 "UPDATE userlife.users u SET"
 							 " display_name = CASE WHEN $6 THEN $2 ELSE u.display_name END,"
@@ -1243,7 +1235,7 @@ userlife_update_user(PG_FUNCTION_ARGS)
 							 6, argtypes, values, nulls);
 	if (result == (Datum) 0)
 		result = SPI_datumTransfer(u.row, false, -1);	/* nothing changed */
-	PG_RETURN_DATUM(finish_user_result(&scope, result));
+	PG_RETURN_DATUM(finish_user_result(&call.scope, result));
 }
 
 /* mark_verified(partner, external_id, attributes): records verification once */
@@ -1251,34 +1243,32 @@ Datum
 userlife_mark_verified(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
-	AccessScope scope;
+	UserCall	call = AccessUserArgs(fcinfo);
 	UserRow		u;
 	Oid			argtypes[2] = {UUIDOID, JSONBOID};
 	Datum		values[2];
 	Datum		result;
 
 	UserlifeRequireArg(fcinfo, 2, "attributes");
-	UserlifeCheckPartnerId(partner);
+	UserlifeCheckPartnerId(call.partner);
 	LifecycleCheckMetadata(PG_GETARG_JSONB_P(2), "attributes");
 
-	AccessEnter(&scope, ACCESS_DEVELOPER, partner);
-	require_user(partner, external_id, LOCK_UPDATE, &u);
-	require_not_deleted(partner, external_id, &u);
+	AccessEnter(&call.scope, ACCESS_DEVELOPER, call.partner);
+	require_user(call.partner, call.external_id, LOCK_UPDATE, &u);
+	require_not_deleted(call.partner, call.external_id, &u);
 	if (u.verified)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("%s is already verified", UserlifeUserName(partner, external_id)),
+				 errmsg("%s is already verified", UserlifeUserName(call.partner, call.external_id)),
 				 errdetail("Verified attributes are recorded once per enrollment.")));
 	values[0] = u.user_id;
 	values[1] = PG_GETARG_DATUM(2);
-	WriteCtxBegin(scope.caller, NULL, "verify", WRITE_PLAIN);
+	WriteCtxBegin(call.scope.caller, NULL, "verify", WRITE_PLAIN);
 	result = update_user_row(&plan,
 							 "UPDATE userlife.users u SET verified_at = pg_catalog.now(),"
 							 " verified_attributes = $2 WHERE u.user_id = $1 RETURNING u",
 							 2, argtypes, values, NULL, "verification");
-	PG_RETURN_DATUM(finish_user_result(&scope, result));
+	PG_RETURN_DATUM(finish_user_result(&call.scope, result));
 }
 
 /*------------------------------------------------------------------------
@@ -1300,8 +1290,7 @@ userlife_mark_verified(PG_FUNCTION_ARGS)
  *		changes the row only as the transition rules allow.
  */
 Datum
-LifecycleChangeStatus(Oid caller, const char *partner, const char *external_id,
-					  UserStatus status, const char *reason, bool has_until, TimestampTz until)
+LifecycleChangeStatus(const UserCall *call, UserStatus status, const char *reason, bool has_until, TimestampTz until)
 {
 	static SPIPlanPtr plan = NULL;
 	UserRow		u;
@@ -1329,8 +1318,8 @@ LifecycleChangeStatus(Oid caller, const char *partner, const char *external_id,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"until\" must be in the future")));
 
-	values[0] = CStringGetTextDatum(partner);
-	values[1] = CStringGetTextDatum(external_id);
+	values[0] = CStringGetTextDatum(call->partner);
+	values[1] = CStringGetTextDatum(call->external_id);
 	values[2] = CStringGetTextDatum(UserStatusNames[status]);
 	values[3] = has_until ? TimestampTzGetDatum(until) : (Datum) 0;
 	nulls[3] = has_until ? ' ' : 'n';
@@ -1346,18 +1335,18 @@ LifecycleChangeStatus(Oid caller, const char *partner, const char *external_id,
 	 * given on the row's last version, read and locked, and a change the
 	 * rules allow from there is written then.
 	 */
-	WriteCtxBegin(caller, reason, NULL, WRITE_PLAIN);
+	WriteCtxBegin(call->scope.caller, reason, NULL, WRITE_PLAIN);
 	result = run_user_update(&plan, CHANGE_STATUS_SQL, 5, argtypes, values, nulls);
 	if (result == (Datum) 0)
 	{
-		require_user(partner, external_id, LOCK_NONE, &u);
+		require_user(call->partner, call->external_id, LOCK_NONE, &u);
 		if (u.status != status)
-			require_user(partner, external_id, LOCK_UPDATE, &u);
+			require_user(call->partner, call->external_id, LOCK_UPDATE, &u);
 		if (u.status == status)
 			result = SPI_datumTransfer(u.row, false, -1);
 		else
 		{
-			LifecycleCheckTransition(UserlifeUserName(partner, external_id),
+			LifecycleCheckTransition(UserlifeUserName(call->partner, call->external_id),
 									 u.status, status, has_reason);
 			/* the rules may have changed since the first UPDATE read them */
 			values[4] = allowed_from(status, has_reason);
@@ -1369,18 +1358,19 @@ LifecycleChangeStatus(Oid caller, const char *partner, const char *external_id,
 	return result;
 }
 
-/* change_status: the body of set_status, enable_user and disable_user */
+/*
+ * change_status: the body of set_status, enable_user and disable_user, once
+ * the call's own arguments are read
+ */
 static Datum
-change_status(FunctionCallInfo fcinfo, const char *partner, const char *external_id,
-			  UserStatus status, const char *reason, bool has_until, TimestampTz until)
+change_status(FunctionCallInfo fcinfo, UserCall *call, UserStatus status, const char *reason,
+			  bool has_until, TimestampTz until)
 {
-	AccessScope scope;
 	Datum		result;
 
-	AccessEnterPartner(&scope, ACCESS_COMPLIANCE, partner);
-	result = LifecycleChangeStatus(scope.caller, partner, external_id, status, reason,
-								   has_until, until);
-	AccessLeave(&scope);
+	AccessEnterUser(call, ACCESS_COMPLIANCE);
+	result = LifecycleChangeStatus(call, status, reason, has_until, until);
+	AccessLeave(&call->scope);
 	return result;
 }
 
@@ -1388,14 +1378,12 @@ change_status(FunctionCallInfo fcinfo, const char *partner, const char *external
 Datum
 userlife_set_status(PG_FUNCTION_ARGS)
 {
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	UserCall	call = AccessUserArgs(fcinfo);
 	UserStatus	status;
 
 	UserlifeRequireArg(fcinfo, 2, "status");
 	status = UserlifeStatusFromDatum(PG_GETARG_DATUM(2));
-	PG_RETURN_DATUM(change_status(fcinfo, partner, external_id, status,
-								  UserlifeOptionalText(fcinfo, 3),
+	PG_RETURN_DATUM(change_status(fcinfo, &call, status, UserlifeOptionalText(fcinfo, 3),
 								  !PG_ARGISNULL(4),
 								  PG_ARGISNULL(4) ? 0 : PG_GETARG_TIMESTAMPTZ(4)));
 }
@@ -1404,11 +1392,9 @@ userlife_set_status(PG_FUNCTION_ARGS)
 static Datum
 fixed_status(FunctionCallInfo fcinfo, UserStatus status)
 {
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	UserCall	call = AccessUserArgs(fcinfo);
 
-	return change_status(fcinfo, partner, external_id, status,
-						 UserlifeOptionalText(fcinfo, 2), false, 0);
+	return change_status(fcinfo, &call, status, UserlifeOptionalText(fcinfo, 2), false, 0);
 }
 
 /* enable_user(partner, external_id, reason): set_status to active */
@@ -1425,10 +1411,22 @@ userlife_disable_user(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(fixed_status(fcinfo, USER_INACTIVE));
 }
 
+/*
+ * end_user_write: ends the write of a call on one user; returns the row the
+ * write returned, or the user's row as it is when the write changed nothing
+ */
+static Datum
+end_user_write(const UserCall *call, Datum written)
+{
+	WriteCtxEnd();
+	if (written != (Datum) 0)
+		return written;
+	return UserlifeGetUserRow(call->partner, call->external_id);
+}
+
 /* LifecycleSetFraudFlag: sets or clears the fraud flag; returns the row */
 Datum
-LifecycleSetFraudFlag(Oid caller, const char *partner, const char *external_id,
-					  bool is_fraudulent, const char *reason)
+LifecycleSetFraudFlag(const UserCall *call, bool is_fraudulent, const char *reason)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, BOOLOID};
@@ -1437,35 +1435,29 @@ LifecycleSetFraudFlag(Oid caller, const char *partner, const char *external_id,
 
 	Assert(AccessIsEntered());
 
-	values[0] = CStringGetTextDatum(partner);
-	values[1] = CStringGetTextDatum(external_id);
+	values[0] = CStringGetTextDatum(call->partner);
+	values[1] = CStringGetTextDatum(call->external_id);
 	values[2] = BoolGetDatum(is_fraudulent);
-	WriteCtxBegin(caller, reason, "fraud_flag", WRITE_PLAIN);
+	WriteCtxBegin(call->scope.caller, reason, "fraud_flag", WRITE_PLAIN);
 	result = run_user_update(&plan,
 							 "UPDATE userlife.users u SET is_fraudulent = $3 "
 							 "WHERE u.partner = $1 AND u.external_id = $2"
 							 " AND u.is_fraudulent <> $3 RETURNING u",
 							 3, argtypes, values, NULL);
-	WriteCtxEnd();
-	if (result == (Datum) 0)
-		result = UserlifeGetUserRow(partner, external_id);
-	return result;
+	return end_user_write(call, result);
 }
 
 /* set_fraud_flag(partner, external_id, is_fraudulent, reason) */
 Datum
 userlife_set_fraud_flag(PG_FUNCTION_ARGS)
 {
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
-	AccessScope scope;
+	UserCall	call = AccessUserArgs(fcinfo);
 	Datum		result;
 
 	UserlifeRequireArg(fcinfo, 2, "is_fraudulent");
-	AccessEnterPartner(&scope, ACCESS_COMPLIANCE, partner);
-	result = LifecycleSetFraudFlag(scope.caller, partner, external_id, PG_GETARG_BOOL(2),
-								   UserlifeOptionalText(fcinfo, 3));
-	AccessLeave(&scope);
+	AccessEnterUser(&call, ACCESS_COMPLIANCE);
+	result = LifecycleSetFraudFlag(&call, PG_GETARG_BOOL(2), UserlifeOptionalText(fcinfo, 3));
+	AccessLeave(&call.scope);
 	PG_RETURN_DATUM(result);
 }
 
@@ -1522,34 +1514,29 @@ soft_delete(const char *partner, const char *external_id, Datum *row, bool *foun
 
 /* LifecycleDelete: soft-deletes one user (a no-op when deleted); returns the row */
 Datum
-LifecycleDelete(Oid caller, const char *partner, const char *external_id, const char *reason)
+LifecycleDelete(const UserCall *call, const char *reason)
 {
 	Datum		result = (Datum) 0;
 	bool		found;
 
 	Assert(AccessIsEntered());
 
-	WriteCtxBegin(caller, reason, "delete", WRITE_LIFECYCLE);
-	if (!soft_delete(partner, external_id, &result, &found))
+	WriteCtxBegin(call->scope.caller, reason, "delete", WRITE_LIFECYCLE);
+	if (!soft_delete(call->partner, call->external_id, &result, &found))
 		result = (Datum) 0;
-	WriteCtxEnd();
-	if (result == (Datum) 0)
-		result = UserlifeGetUserRow(partner, external_id);
-	return result;
+	return end_user_write(call, result);
 }
 
 /* delete_user(partner, external_id, reason): soft deletion */
 Datum
 userlife_delete_user(PG_FUNCTION_ARGS)
 {
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
-	AccessScope scope;
+	UserCall	call = AccessUserArgs(fcinfo);
 	Datum		result;
 
-	AccessEnterPartner(&scope, ACCESS_COMPLIANCE, partner);
-	result = LifecycleDelete(scope.caller, partner, external_id, UserlifeOptionalText(fcinfo, 2));
-	AccessLeave(&scope);
+	AccessEnterUser(&call, ACCESS_COMPLIANCE);
+	result = LifecycleDelete(&call, UserlifeOptionalText(fcinfo, 2));
+	AccessLeave(&call.scope);
 	PG_RETURN_DATUM(result);
 }
 
@@ -1674,20 +1661,18 @@ Datum
 userlife_restore_user(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
-	AccessScope scope;
+	UserCall	call = AccessUserArgs(fcinfo);
 	UserRow		u;
 	Oid			argtypes[1] = {UUIDOID};
 	Datum		values[1];
 	Datum		result;
 
-	AccessEnterPartner(&scope, ACCESS_COMPLIANCE, partner);
-	require_user(partner, external_id, LOCK_UPDATE, &u);
+	AccessEnterUser(&call, ACCESS_COMPLIANCE);
+	require_user(call.partner, call.external_id, LOCK_UPDATE, &u);
 	if (u.status != USER_DELETED)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("%s is not deleted", UserlifeUserName(partner, external_id)),
+				 errmsg("%s is not deleted", UserlifeUserName(call.partner, call.external_id)),
 				 errdetail("Only a deleted user can be restored; this one has status \"%s\".",
 						   UserStatusNames[u.status])));
 	/*
@@ -1698,15 +1683,15 @@ userlife_restore_user(PG_FUNCTION_ARGS)
 	if (!u.purge_after_null && u.purge_after <= GetCurrentTimestamp())
 		ereport(ERROR,
 				(errcode(ERRCODE_USERLIFE_RETENTION_OVER),
-				 errmsg("retention window of %s is over", UserlifeUserName(partner, external_id)),
+				 errmsg("retention window of %s is over", UserlifeUserName(call.partner, call.external_id)),
 				 errdetail("The user's retention period has ended; it is due for purge.")));
 	values[0] = u.user_id;
-	WriteCtxBegin(scope.caller, UserlifeOptionalText(fcinfo, 2), "restore", WRITE_LIFECYCLE);
+	WriteCtxBegin(call.scope.caller, UserlifeOptionalText(fcinfo, 2), "restore", WRITE_LIFECYCLE);
 	result = update_user_row(&plan,
 							 "UPDATE userlife.users u SET status = 'inactive', deleted_at = NULL,"
 							 " purge_after = NULL WHERE u.user_id = $1 RETURNING u",
 							 1, argtypes, values, NULL, "restore");
-	PG_RETURN_DATUM(finish_user_result(&scope, result));
+	PG_RETURN_DATUM(finish_user_result(&call.scope, result));
 }
 
 /*------------------------------------------------------------------------
@@ -1723,19 +1708,17 @@ Datum
 userlife_record_job(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	UserCall	call = AccessUserArgs(fcinfo);
 	char	   *job_type = UserlifeRequireText(fcinfo, 2, "job_type");
 	char	   *outcome = PG_ARGISNULL(3) ? "passed" : text_to_cstring(PG_GETARG_TEXT_PP(3));
 	const char *failure_reason = NULL;
-	AccessScope scope;
 	UserRow		u;
 	Oid			argtypes[6] = {TEXTOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID};
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	Datum		result;
 
-	UserlifeCheckPartnerId(partner);
+	UserlifeCheckPartnerId(call.partner);
 	if (job_type[0] == '\0' || strlen(job_type) > 255)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1747,9 +1730,9 @@ userlife_record_job(PG_FUNCTION_ARGS)
 				 errmsg("invalid job outcome \"%s\"", UserlifeMsgValue(outcome)),
 				 errdetail("A job outcome is \"passed\" or \"failed\".")));
 
-	AccessEnter(&scope, ACCESS_DEVELOPER, partner);
+	AccessEnter(&call.scope, ACCESS_DEVELOPER, call.partner);
 	/* FOR SHARE: a fraud flag or status change waits for this job, and vice versa */
-	require_user(partner, external_id, LOCK_SHARE, &u);
+	require_user(call.partner, call.external_id, LOCK_SHARE, &u);
 	if (u.is_fraudulent)
 	{
 		outcome = "failed";
@@ -1760,7 +1743,7 @@ userlife_record_job(PG_FUNCTION_ARGS)
 		outcome = "failed";
 		failure_reason = psprintf("user_%s", UserStatusNames[u.status]);
 	}
-	values[0] = CStringGetTextDatum(partner);
+	values[0] = CStringGetTextDatum(call.partner);
 	values[1] = u.user_id;
 	values[2] = CStringGetTextDatum(job_type);
 	values[3] = CStringGetTextDatum(outcome);
@@ -1773,6 +1756,6 @@ userlife_record_job(PG_FUNCTION_ARGS)
 			  "VALUES ($1, $2, $3, $4, $5, $6) RETURNING j",
 			  6, argtypes, values, nulls, false, 0, SPI_OK_INSERT_RETURNING);
 	result = first_column();
-	AccessLeave(&scope);
+	AccessLeave(&call.scope);
 	PG_RETURN_DATUM(result);
 }

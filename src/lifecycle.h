@@ -10,6 +10,7 @@
 #define USERLIFE_LIFECYCLE_H
 
 #include "userlife.h"
+#include "access.h"
 
 #include "utils/array.h"
 #include "utils/jsonb.h"
@@ -35,14 +36,10 @@ extern void LifecycleRefuseReenroll(const char *partner, const char *external_id
 extern void LifecycleEmailTaken(const char *partner) pg_attribute_noreturn();
 
 /* operations for callers that have passed AccessEnter themselves (signature.c) */
-extern bool LifecycleAllowReenroll(Oid caller, const char *partner, const char *external_id,
-								   bool allow, const char *reason);
-extern Datum LifecycleChangeStatus(Oid caller, const char *partner, const char *external_id,
-								   UserStatus status, const char *reason, bool has_until,
-								   TimestampTz until);
-extern Datum LifecycleDelete(Oid caller, const char *partner, const char *external_id,
-							 const char *reason);
-extern Datum LifecycleSetFraudFlag(Oid caller, const char *partner, const char *external_id,
-								   bool is_fraudulent, const char *reason);
+extern bool LifecycleAllowReenroll(const UserCall *call, bool allow, const char *reason);
+extern Datum LifecycleChangeStatus(const UserCall *call, UserStatus status, const char *reason,
+								   bool has_until, TimestampTz until);
+extern Datum LifecycleDelete(const UserCall *call, const char *reason);
+extern Datum LifecycleSetFraudFlag(const UserCall *call, bool is_fraudulent, const char *reason);
 
 #endif							/* USERLIFE_LIFECYCLE_H */

@@ -439,30 +439,28 @@ Datum
 userlife_erase_user(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr lock_plan = NULL;
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	UserCall	call = AccessUserArgs(fcinfo);
 	char	   *reason = UserlifeRequireText(fcinfo, 2, "reason");
-	AccessScope scope;
 	Datum		user_id;
 	bool		isnull;
 
-	UserlifeCheckPartnerId(partner);
+	UserlifeCheckPartnerId(call.partner);
 	if (reason[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a reason is required to erase a user")));
-	AccessEnter(&scope, ACCESS_COMPLIANCE, partner);
+	AccessEnter(&call.scope, ACCESS_COMPLIANCE, call.partner);
 	UserlifeRunForUser(&lock_plan,
 					   "SELECT u.user_id, u.legal_hold FROM userlife.users u "
 					   "WHERE u.partner = $1 AND u.external_id = $2 FOR UPDATE",
-					   partner, external_id, false, 1, SPI_OK_SELECT);
+					   call.partner, call.external_id, false, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
-		UserlifeUserNotFound(partner, external_id);
+		UserlifeUserNotFound(call.partner, call.external_id);
 	user_id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
-		RetentionRefuseLegalHold(UserlifeUserName(partner, external_id));
-	purge_user(scope.caller, user_id, "erase", reason);
-	AccessLeave(&scope);
+		RetentionRefuseLegalHold(UserlifeUserName(call.partner, call.external_id));
+	purge_user(call.scope.caller, user_id, "erase", reason);
+	AccessLeave(&call.scope);
 	PG_RETURN_BOOL(true);
 }
 
@@ -471,21 +469,19 @@ Datum
 userlife_set_legal_hold(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	UserCall	call = AccessUserArgs(fcinfo);
 	char	   *reason;
-	AccessScope scope;
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, BOOLOID};
 	Datum		values[3];
 	Datum		result;
 
 	UserlifeRequireArg(fcinfo, 2, "hold");
 	reason = UserlifeRequireText(fcinfo, 3, "reason");
-	AccessEnterPartner(&scope, ACCESS_COMPLIANCE, partner);
-	values[0] = CStringGetTextDatum(partner);
-	values[1] = CStringGetTextDatum(external_id);
+	AccessEnterUser(&call, ACCESS_COMPLIANCE);
+	values[0] = CStringGetTextDatum(call.partner);
+	values[1] = CStringGetTextDatum(call.external_id);
 	values[2] = PG_GETARG_DATUM(2);
-	WriteCtxBegin(scope.caller, reason, "legal_hold", WRITE_PLAIN);
+	WriteCtxBegin(call.scope.caller, reason, "legal_hold", WRITE_PLAIN);
 	UserlifeRun(&plan,
 		"UPDATE userlife.users u SET legal_hold = $3 "
 		"WHERE u.partner = $1 AND u.external_id = $2 AND u.legal_hold <> $3 RETURNING u",
@@ -498,9 +494,9 @@ userlife_set_legal_hold(PG_FUNCTION_ARGS)
 								   false, -1);
 	}
 	else
-		result = UserlifeGetUserRow(partner, external_id);
+		result = UserlifeGetUserRow(call.partner, call.external_id);
 	WriteCtxEnd();
-	AccessLeave(&scope);
+	AccessLeave(&call.scope);
 	PG_RETURN_DATUM(result);
 }
 

@@ -1112,7 +1112,7 @@ userlife_enrollee_request(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr state_plan = NULL;
 	EnrolleeRequest req;
-	AccessScope scope;
+	UserCall	call;
 	SignatureVerdict verdict;
 	const char *reason = "enrollee request";
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
@@ -1129,7 +1129,9 @@ userlife_enrollee_request(PG_FUNCTION_ARGS)
 	body = PG_GETARG_JSONB_P(0);
 	parse_request(body, &req);
 
-	AccessEnter(&scope, ACCESS_SIGNED, NULL);
+	AccessEnter(&call.scope, ACCESS_SIGNED, NULL);
+	call.partner = req.partner;
+	call.external_id = req.user_id;
 	if (req.signature_v2 != NULL)
 	{
 		char	   *canon = canonical_body(body);
@@ -1142,19 +1144,17 @@ userlife_enrollee_request(PG_FUNCTION_ARGS)
 		reject_request(verdict, &req);
 
 	/* one write around the operations: they record the request's actor */
-	WriteCtxBegin(scope.caller, reason, NULL, WRITE_PLAIN);
+	WriteCtxBegin(call.scope.caller, reason, NULL, WRITE_PLAIN);
 	WriteCtxSetActor(req.email);
 	if (req.allow_new_enroll >= 0)
-		(void) LifecycleAllowReenroll(scope.caller, req.partner, req.user_id,
-									  req.allow_new_enroll == 1, reason);
+		(void) LifecycleAllowReenroll(&call, req.allow_new_enroll == 1, reason);
 	if (req.active >= 0)
-		(void) LifecycleChangeStatus(scope.caller, req.partner, req.user_id,
-									 req.active == 1 ? USER_ACTIVE : USER_INACTIVE, reason, false, 0);
+		(void) LifecycleChangeStatus(&call, req.active == 1 ? USER_ACTIVE : USER_INACTIVE,
+									 reason, false, 0);
 	if (req.delete == 1)
-		(void) LifecycleDelete(scope.caller, req.partner, req.user_id, reason);
+		(void) LifecycleDelete(&call, reason);
 	if (req.is_fraudulent >= 0)
-		(void) LifecycleSetFraudFlag(scope.caller, req.partner, req.user_id,
-									 req.is_fraudulent == 1, reason);
+		(void) LifecycleSetFraudFlag(&call, req.is_fraudulent == 1, reason);
 	WriteCtxEnd();
 
 	values[0] = CStringGetTextDatum(req.partner);
@@ -1199,6 +1199,6 @@ userlife_enrollee_request(PG_FUNCTION_ARGS)
 	}
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	result = UserlifeJsonbOutOfSpi(JsonbValueToJsonb(res));
-	AccessLeave(&scope);
+	AccessLeave(&call.scope);
 	PG_RETURN_JSONB_P(result);
 }

@@ -335,10 +335,8 @@ Datum
 userlife_user_summary(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	char	   *external_id = UserlifeRequireText(fcinfo, 1, "external_id");
+	UserCall	call = AccessUserArgs(fcinfo);
 	MemoryContext cxt = CurrentMemoryContext;
-	AccessScope scope;
 	bool		isnull;
 	Jsonb	   *user;
 	Datum		user_id;
@@ -348,20 +346,20 @@ userlife_user_summary(PG_FUNCTION_ARGS)
 	int64		dead;
 	Jsonb	   *result;
 
-	AccessEnterPartner(&scope, ACCESS_READER, partner);
+	AccessEnterUser(&call, ACCESS_READER);
 	UserlifeRunForUser(&plan,
 					   "SELECT pg_catalog.to_jsonb(u), u.user_id FROM userlife.users u"
 					   " WHERE u.partner = $1 AND u.external_id = $2",
-					   partner, external_id, true, 1, SPI_OK_SELECT);
+					   call.partner, call.external_id, true, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
-		UserlifeUserNotFound(partner, external_id);
+		UserlifeUserNotFound(call.partner, call.external_id);
 	user = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	user_id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	count_jobs(user_id, &jobs);
 	count_changes(user_id, &changes);
-	webhook_counts(user_id, partner, &pending, &dead);
+	webhook_counts(user_id, call.partner, &pending, &dead);
 	MemoryContextSwitchTo(cxt);
 	result = summary_document(user, &jobs, &changes, pending, dead);
-	AccessLeave(&scope);
+	AccessLeave(&call.scope);
 	PG_RETURN_JSONB_P(result);
 }

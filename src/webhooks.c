@@ -480,24 +480,39 @@ lock_endpoint(const char *partner, int64 endpoint_id, Oid caller)
 }
 
 /*
+ * EndpointCall: a call on one webhook endpoint of a partner, by the
+ * functions whose first arguments are (partner, endpoint_id).
+ * endpoint_args reads both (22004 when NULL) where the call is declared.
+ */
+typedef struct EndpointCall
+{
+	AccessScope scope;
+	const char *partner;
+	int64		endpoint_id;
+} EndpointCall;
+
+static EndpointCall
+endpoint_args(FunctionCallInfo fcinfo)
+{
+	EndpointCall call;
+
+	call.partner = UserlifeRequireText(fcinfo, 0, "partner");
+	UserlifeRequireArg(fcinfo, 1, "endpoint_id");
+	call.endpoint_id = PG_GETARG_INT64(1);
+	return call;
+}
+
+/*
  * enter_endpoint: for the functions of one endpoint of a partner: checks
  * the partner id, enters as enter_admin does and locks the endpoint
  * (lock_endpoint); returns whether it is enabled
  */
 static bool
-enter_endpoint(FunctionCallInfo fcinfo, AccessScope *scope, const char *partner, int64 endpoint_id)
+enter_endpoint(FunctionCallInfo fcinfo, EndpointCall *call)
 {
-	UserlifeCheckPartnerId(partner);
-	enter_admin(fcinfo, scope, partner);
-	return lock_endpoint(partner, endpoint_id, scope->caller);
-}
-
-/* require_endpoint_id: the endpoint_id argument, 22004 when NULL */
-static int64
-require_endpoint_id(FunctionCallInfo fcinfo, int argno)
-{
-	UserlifeRequireArg(fcinfo, argno, "endpoint_id");
-	return PG_GETARG_INT64(argno);
+	UserlifeCheckPartnerId(call->partner);
+	enter_admin(fcinfo, &call->scope, call->partner);
+	return lock_endpoint(call->partner, call->endpoint_id, call->scope.caller);
 }
 
 /* result_jsonb: column 1 of the first row of the last SPI result, copied out of SPI */
@@ -578,11 +593,9 @@ Datum
 userlife_rotate_webhook_secret(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	int64		endpoint_id = require_endpoint_id(fcinfo, 1);
+	EndpointCall call = endpoint_args(fcinfo);
 	Interval   *grace;
 	double		grace_s;
-	AccessScope scope;
 	Oid			argtypes[2] = {INT8OID, INTERVALOID};
 	Datum		values[2];
 	char	   *secret;
@@ -594,16 +607,16 @@ userlife_rotate_webhook_secret(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("grace must be between 0 and 30 days")));
-	(void) enter_endpoint(fcinfo, &scope, partner, endpoint_id);
-	values[0] = Int64GetDatum(endpoint_id);
+	(void) enter_endpoint(fcinfo, &call);
+	values[0] = Int64GetDatum(call.endpoint_id);
 	values[1] = IntervalPGetDatum(grace);
 	UserlifeRun(&plan,
 				"UPDATE userlife.webhook_secrets s SET expires_at = pg_catalog.clock_timestamp() + $2"
 				" WHERE s.endpoint_id = $1 AND (s.expires_at IS NULL"
 				" OR s.expires_at > pg_catalog.clock_timestamp() + $2)",
 				2, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
-	secret = insert_secret(endpoint_id);
-	AccessLeave(&scope);
+	secret = insert_secret(call.endpoint_id);
+	AccessLeave(&call.scope);
 	PG_RETURN_TEXT_P(cstring_to_text(secret));
 }
 
@@ -612,19 +625,17 @@ Datum
 userlife_set_webhook_endpoint(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	int64		endpoint_id = require_endpoint_id(fcinfo, 1);
-	AccessScope scope;
+	EndpointCall call = endpoint_args(fcinfo);
 	Oid			argtypes[3] = {INT8OID, BOOLOID, TEXTOID};
 	Datum		values[3];
 	Datum		result;
 
 	UserlifeRequireArg(fcinfo, 2, "enabled");
-	(void) enter_endpoint(fcinfo, &scope, partner, endpoint_id);
-	values[0] = Int64GetDatum(endpoint_id);
+	(void) enter_endpoint(fcinfo, &call);
+	values[0] = Int64GetDatum(call.endpoint_id);
 	values[1] = PG_GETARG_DATUM(2);
 	values[2] = CStringGetTextDatum(psprintf("disabled by role \"%s\"",
-											 GetUserNameFromId(scope.caller, false)));
+											 GetUserNameFromId(call.scope.caller, false)));
 	/* enabling starts the failure clock afresh */
 	UserlifeRun(&plan,
 				"UPDATE userlife.webhook_endpoints w SET enabled = $2,"
@@ -636,7 +647,7 @@ userlife_set_webhook_endpoint(PG_FUNCTION_ARGS)
 				" 'enabled', w.enabled, 'disabled_reason', w.disabled_reason)",
 				3, argtypes, values, NULL, false, 0, SPI_OK_UPDATE_RETURNING);
 	result = result_jsonb();
-	AccessLeave(&scope);
+	AccessLeave(&call.scope);
 	PG_RETURN_DATUM(result);
 }
 
@@ -650,26 +661,24 @@ userlife_remove_webhook_endpoint(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr find_plan = NULL;
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	int64		endpoint_id = require_endpoint_id(fcinfo, 1);
-	AccessScope scope;
+	EndpointCall call = endpoint_args(fcinfo);
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1];
 	bool		removed;
 
-	UserlifeCheckPartnerId(partner);
-	enter_admin(fcinfo, &scope, partner);
-	values[0] = Int64GetDatum(endpoint_id);
+	UserlifeCheckPartnerId(call.partner);
+	enter_admin(fcinfo, &call.scope, call.partner);
+	values[0] = Int64GetDatum(call.endpoint_id);
 	UserlifeRun(&find_plan, "SELECT 1 FROM userlife.webhook_endpoints w WHERE w.endpoint_id = $1",
 				1, argtypes, values, NULL, false, 1, SPI_OK_SELECT);
 	removed = SPI_processed > 0;
-	if (removed || !AccessIsPartnerWide(scope.caller))
+	if (removed || !AccessIsPartnerWide(call.scope.caller))
 	{
-		(void) lock_endpoint(partner, endpoint_id, scope.caller);
+		(void) lock_endpoint(call.partner, call.endpoint_id, call.scope.caller);
 		UserlifeRun(&plan, "DELETE FROM userlife.webhook_endpoints w WHERE w.endpoint_id = $1",
 					1, argtypes, values, NULL, false, 0, SPI_OK_DELETE);
 	}
-	AccessLeave(&scope);
+	AccessLeave(&call.scope);
 	PG_RETURN_BOOL(removed);
 }
 
@@ -682,9 +691,7 @@ Datum
 userlife_replay_webhooks(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	char	   *partner = UserlifeRequireText(fcinfo, 0, "partner");
-	int64		endpoint_id = require_endpoint_id(fcinfo, 1);
-	AccessScope scope;
+	EndpointCall call = endpoint_args(fcinfo);
 	Oid			argtypes[3] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum		values[3];
 	int64		queued;
@@ -695,13 +702,13 @@ userlife_replay_webhooks(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("since must not be later than until")));
-	if (!enter_endpoint(fcinfo, &scope, partner, endpoint_id))
+	if (!enter_endpoint(fcinfo, &call))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("webhook endpoint %lld of partner \"%s\" is disabled",
-						(long long) endpoint_id, partner),
+						(long long) call.endpoint_id, call.partner),
 				 errhint("Enable it with userlife.set_webhook_endpoint() first.")));
-	values[0] = Int64GetDatum(endpoint_id);
+	values[0] = Int64GetDatum(call.endpoint_id);
 	values[1] = PG_GETARG_DATUM(2);
 	values[2] = PG_GETARG_DATUM(3);
 	UserlifeRun(&plan,
@@ -718,7 +725,7 @@ userlife_replay_webhooks(PG_FUNCTION_ARGS)
 				"  delivered_at = NULL, updated_at = pg_catalog.now()",
 				3, argtypes, values, NULL, false, 0, SPI_OK_INSERT);
 	queued = (int64) SPI_processed;
-	AccessLeave(&scope);
+	AccessLeave(&call.scope);
 	PG_RETURN_INT64(queued);
 }
 
@@ -1581,9 +1588,10 @@ userlife_complete_webhook_delivery(PG_FUNCTION_ARGS)
 	Attempt		a;
 
 	memset(&a, 0, sizeof(a));
-	a.endpoint_id = require_endpoint_id(fcinfo, 0);
+	UserlifeRequireArg(fcinfo, 0, "endpoint_id");
 	UserlifeRequireArg(fcinfo, 1, "event_id");
 	UserlifeRequireArg(fcinfo, 2, "attempt");
+	a.endpoint_id = PG_GETARG_INT64(0);
 	a.event_id = PG_GETARG_INT64(1);
 	a.attempt = PG_GETARG_INT32(2);
 	a.has_status = !PG_ARGISNULL(3);
