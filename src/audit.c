@@ -152,7 +152,6 @@ static TimestampTz last_notify_at = 0;
 static TimestampTz last_notify_before_xact = 0;
 
 
-static void reset_attnums(Datum arg, Oid relid);
 static void notify_xact_callback(XactEvent event, void *arg);
 static void notify_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 									SubTransactionId parentSubid, void *arg);
@@ -175,16 +174,9 @@ AuditInit(void)
 							"0 sends one per transaction that wrote events.",
 							&userlife_notify_interval_ms, 100, 0, 3600 * 1000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
-	CacheRegisterRelcacheCallback(reset_attnums, (Datum) 0);
+	CatalogForgetOnChange(&attnum_relid);
 	RegisterXactCallback(notify_xact_callback, NULL);
 	RegisterSubXactCallback(notify_subxact_callback, NULL);
-}
-
-static void
-reset_attnums(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == attnum_relid)
-		attnum_relid = InvalidOid;
 }
 
 static void

@@ -40,6 +40,14 @@ static Oid	status_enum_oids[USER_STATUS_COUNT];
 static Oid	schema_oid = InvalidOid;
 static uint32 schema_hash = 0;
 
+/*
+ * relation OIDs other files cache what they read from a relation's
+ * definition under (CatalogForgetOnChange)
+ */
+#define MAX_WATCHED_RELIDS 8
+static Oid *watched_relids[MAX_WATCHED_RELIDS];
+static int	n_watched_relids = 0;
+
 static void reset_catalog_cache(Datum arg, Oid relid);
 static void schema_changed(Datum arg, int cacheid, uint32 hashvalue);
 
@@ -50,9 +58,29 @@ CatalogInit(void)
 	CacheRegisterSyscacheCallback(NAMESPACEOID, schema_changed, (Datum) 0);
 }
 
+/*
+ * CatalogForgetOnChange
+ *		For the XxxInit functions: *relid names the relation something was
+ *		read from (column numbers, an index); it is set to InvalidOid when
+ *		that relation's definition changes, and what was read must then be
+ *		read again.
+ */
+void
+CatalogForgetOnChange(Oid *relid)
+{
+	if (n_watched_relids >= MAX_WATCHED_RELIDS)
+		elog(ERROR, "too many cached relation OIDs");
+	watched_relids[n_watched_relids++] = relid;
+}
+
 static void
 reset_catalog_cache(Datum arg, Oid relid)
 {
+	int			i;
+
+	for (i = 0; i < n_watched_relids; i++)
+		if (relid == InvalidOid || relid == *watched_relids[i])
+			*watched_relids[i] = InvalidOid;
 	if (relid == InvalidOid || relid == users_relid || relid == transitions_relid)
 	{
 		users_relid = InvalidOid;

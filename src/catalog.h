@@ -13,6 +13,7 @@
 
 extern void CatalogInit(void);
 extern Oid	CatalogRememberSchema(void);
+extern void CatalogForgetOnChange(Oid *relid);
 extern Oid	UserlifeRelid(const char *relname);
 extern Oid	UserlifeUsersRelid(void);
 extern Oid	UserlifeTransitionsRelid(void);

@@ -88,7 +88,6 @@ typedef struct ChainRow
 	uint8		stored[CHAIN_HASH_LEN];
 } ChainRow;
 
-static void reset_version(Datum arg, Oid relid);
 static void reset_redaction(XactEvent event, void *arg);
 static void reset_redaction_subxact(SubXactEvent event, SubTransactionId mySubid,
 									SubTransactionId parentSubid, void *arg);
@@ -96,16 +95,9 @@ static void reset_redaction_subxact(SubXactEvent event, SubTransactionId mySubid
 void
 ChainInit(void)
 {
-	CacheRegisterRelcacheCallback(reset_version, (Datum) 0);
+	CatalogForgetOnChange(&version_relid);
 	RegisterXactCallback(reset_redaction, NULL);
 	RegisterSubXactCallback(reset_redaction_subxact, NULL);
-}
-
-static void
-reset_version(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == version_relid)
-		version_relid = InvalidOid;
 }
 
 static void

@@ -1162,12 +1162,7 @@ check_users(Jsonb *users)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("users must be a JSON array")));
 	n = JB_ROOT_COUNT(users);
-	if (n > IMPORT_MAX_ITEMS)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("too many users for import_users"),
-				 errdetail("A batch has at most %d users; %d were given.", IMPORT_MAX_ITEMS, n),
-				 errhint("Split the roster into several calls.")));
+	UserlifeCheckBatchSize(n, IMPORT_MAX_ITEMS, "users", "import_users");
 	return n;
 }
 

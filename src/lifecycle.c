@@ -507,6 +507,19 @@ UserlifeGetUserRow(const char *partner, const char *external_id)
 	return SPI_datumTransfer(u.row, false, -1);
 }
 
+/*
+ * LifecycleReadUser
+ *		Runs a query of one row of the call's user ($1 partner, $2
+ *		external_id), leaving it in SPI_tuptable; P0002 when there is none.
+ */
+void
+LifecycleReadUser(SPIPlanPtr *cache, const char *sql, const UserCall *call, bool read_only)
+{
+	UserlifeRunForUser(cache, sql, call->partner, call->external_id, read_only, 1, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		UserlifeUserNotFound(call->partner, call->external_id);
+}
+
 /* require_email_free: 23505 when another live user of the partner has the address */
 static void
 require_email_free(const char *partner, const char *email, Datum self, bool has_self)
@@ -1619,12 +1632,7 @@ userlife_delete_users(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("external_ids must be a one-dimensional array")));
 	n = ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids));
-	if (n > DELETE_USERS_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("too many external_ids for delete_users"),
-				 errdetail("A batch has at most %d ids; %d were given.", DELETE_USERS_MAX, n),
-				 errhint("Split the ids into several calls.")));
+	UserlifeCheckBatchSize(n, DELETE_USERS_MAX, "external_ids", "delete_users");
 	deconstruct_array(ids, TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &n);
 	for (i = 0; i < 3; i++)
 		results[i] = CStringGetTextDatum(result_names[i]);

@@ -12,6 +12,7 @@
 #include "userlife.h"
 #include "access.h"
 
+#include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -22,6 +23,8 @@ extern void LifecycleCheckTransition(const char *user_name, UserStatus from, Use
 									 bool has_reason);
 extern void UserlifeUserNotFound(const char *partner, const char *external_id) pg_attribute_noreturn();
 extern Datum UserlifeGetUserRow(const char *partner, const char *external_id);
+extern void LifecycleReadUser(SPIPlanPtr *cache, const char *sql, const UserCall *call,
+							  bool read_only);
 
 /* rules register_user applies, shared with import_users (import.c) */
 extern void LifecycleRequirePartner(const char *partner);

@@ -450,12 +450,10 @@ userlife_erase_user(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a reason is required to erase a user")));
 	AccessEnter(&call.scope, ACCESS_COMPLIANCE, call.partner);
-	UserlifeRunForUser(&lock_plan,
-					   "SELECT u.user_id, u.legal_hold FROM userlife.users u "
-					   "WHERE u.partner = $1 AND u.external_id = $2 FOR UPDATE",
-					   call.partner, call.external_id, false, 1, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		UserlifeUserNotFound(call.partner, call.external_id);
+	LifecycleReadUser(&lock_plan,
+					  "SELECT u.user_id, u.legal_hold FROM userlife.users u "
+					  "WHERE u.partner = $1 AND u.external_id = $2 FOR UPDATE",
+					  &call, false);
 	user_id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
 		RetentionRefuseLegalHold(UserlifeUserName(call.partner, call.external_id));

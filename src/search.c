@@ -96,19 +96,11 @@ static Oid	search_relid = InvalidOid;
 static AttrNumber users_attnums[SEARCH_NCOLUMNS];
 static Oid	users_attnums_relid = InvalidOid;
 
-static void
-forget_search_relations(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == search_relid)
-		search_relid = InvalidOid;
-	if (relid == InvalidOid || relid == users_attnums_relid)
-		users_attnums_relid = InvalidOid;
-}
-
 void
 SearchInit(void)
 {
-	CacheRegisterRelcacheCallback(forget_search_relations, (Datum) 0);
+	CatalogForgetOnChange(&search_relid);
+	CatalogForgetOnChange(&users_attnums_relid);
 }
 
 /* SearchDocumentsInstalled: whether userlife.user_search exists (0.2.0 on) */

@@ -347,12 +347,10 @@ userlife_user_summary(PG_FUNCTION_ARGS)
 	Jsonb	   *result;
 
 	AccessEnterUser(&call, ACCESS_READER);
-	UserlifeRunForUser(&plan,
-					   "SELECT pg_catalog.to_jsonb(u), u.user_id FROM userlife.users u"
-					   " WHERE u.partner = $1 AND u.external_id = $2",
-					   call.partner, call.external_id, true, 1, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		UserlifeUserNotFound(call.partner, call.external_id);
+	LifecycleReadUser(&plan,
+					  "SELECT pg_catalog.to_jsonb(u), u.user_id FROM userlife.users u"
+					  " WHERE u.partner = $1 AND u.external_id = $2",
+					  &call, true);
 	user = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	user_id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	count_jobs(user_id, &jobs);

@@ -151,6 +151,21 @@ UserlifeRequireArg(FunctionCallInfo fcinfo, int argno, const char *argname)
 				 errmsg("argument \"%s\" must not be null", argname)));
 }
 
+/*
+ * UserlifeCheckBatchSize: 22023 when a batch function is given more than
+ * max items (n), naming the argument's items and the function
+ */
+void
+UserlifeCheckBatchSize(int n, int max, const char *items, const char *function)
+{
+	if (n > max)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("too many %s for %s", items, function),
+				 errdetail("A batch has at most %d %s; %d were given.", max, items, n),
+				 errhint("Split the %s into several calls.", items)));
+}
+
 /* UserlifeRequireText: a required text argument as a C string */
 char *
 UserlifeRequireText(FunctionCallInfo fcinfo, int argno, const char *argname)

@@ -27,6 +27,7 @@ extern void UserlifeRequireArg(FunctionCallInfo fcinfo, int argno, const char *a
 extern void UserlifeCheckPartnerId(const char *partner);
 extern void UserlifeCheckExternalId(const char *external_id);
 extern void UserlifeCheckEmail(const char *email);
+extern void UserlifeCheckBatchSize(int n, int max, const char *items, const char *function);
 extern const char *UserlifeEffectiveReason(const char *explicit_reason);
 
 /* SPI with a fixed search path, and plans prepared once per backend */
