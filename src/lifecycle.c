@@ -125,6 +125,7 @@ typedef struct UserRow
 static char *userlife_default_retention = NULL;
 
 static void reset_rules(Datum arg, Oid relid);
+static void user_not_found(const char *partner, const char *external_id) pg_attribute_noreturn();
 static bool check_default_retention(char **newval, void **extra, GucSource source);
 
 void
@@ -439,9 +440,9 @@ LifecycleLockPartner(const char *partner)
 	require_partner(partner, true);
 }
 
-/* UserlifeUserNotFound: raises P0002 for the partner or, if it exists, the user */
-void
-UserlifeUserNotFound(const char *partner, const char *external_id)
+/* user_not_found: raises P0002 for the partner or, if it exists, the user */
+static void
+user_not_found(const char *partner, const char *external_id)
 {
 	LifecycleRequirePartner(partner);
 	ereport(ERROR,
@@ -489,7 +490,7 @@ static void
 require_user(const char *partner, const char *external_id, RowLock lock, UserRow *u)
 {
 	if (!fetch_user(partner, external_id, lock, u))
-		UserlifeUserNotFound(partner, external_id);
+		user_not_found(partner, external_id);
 }
 
 /*
@@ -517,7 +518,7 @@ LifecycleReadUser(SPIPlanPtr *cache, const char *sql, const UserCall *call, bool
 {
 	UserlifeRunForUser(cache, sql, call->partner, call->external_id, read_only, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
-		UserlifeUserNotFound(call->partner, call->external_id);
+		user_not_found(call->partner, call->external_id);
 }
 
 /* require_email_free: 23505 when another live user of the partner has the address */
@@ -1059,7 +1060,7 @@ LifecycleAllowReenroll(const UserCall *call, bool allow, const char *reason)
 				  " AND t.external_id_digest = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8'))",
 				  3, argtypes, values, NULL, false, 0, SPI_OK_UPDATE);
 		if (SPI_processed == 0)
-			UserlifeUserNotFound(call->partner, call->external_id);
+			user_not_found(call->partner, call->external_id);
 	}
 	return allow;
 }

@@ -21,7 +21,6 @@ extern void LifecycleInit(void);
 extern bool LifecycleTransitionAllowed(UserStatus from, UserStatus to, bool *requires_reason);
 extern void LifecycleCheckTransition(const char *user_name, UserStatus from, UserStatus to,
 									 bool has_reason);
-extern void UserlifeUserNotFound(const char *partner, const char *external_id) pg_attribute_noreturn();
 extern Datum UserlifeGetUserRow(const char *partner, const char *external_id);
 extern void LifecycleReadUser(SPIPlanPtr *cache, const char *sql, const UserCall *call,
 							  bool read_only);
