@@ -970,6 +970,37 @@ typedef struct EnrolleeRequest
 	int			is_fraudulent;
 } EnrolleeRequest;
 
+/* what a key of an enrollee request holds */
+typedef enum RequestKeyKind
+{
+	KEY_REQUIRED,				/* a string the request must have */
+	KEY_STRING,					/* an optional string */
+	KEY_STRING_OR_NULL,			/* an optional string; JSON null for none */
+	KEY_FLAG					/* true or false */
+} RequestKeyKind;
+
+/* the keys of an enrollee request; required ones are looked for in this order */
+static const struct RequestKey
+{
+	const char *name;
+	RequestKeyKind kind;
+	size_t		offset;			/* of its field in EnrolleeRequest */
+}			request_keys[] = {
+	{"partner_id", KEY_REQUIRED, offsetof(EnrolleeRequest, partner)},
+	{"user_id", KEY_REQUIRED, offsetof(EnrolleeRequest, user_id)},
+	{"signature", KEY_REQUIRED, offsetof(EnrolleeRequest, signature)},
+	{"signature_v2", KEY_STRING, offsetof(EnrolleeRequest, signature_v2)},
+	{"timestamp", KEY_REQUIRED, offsetof(EnrolleeRequest, timestamp)},
+	{"environment", KEY_STRING, offsetof(EnrolleeRequest, environment)},
+	{"email", KEY_STRING_OR_NULL, offsetof(EnrolleeRequest, email)},
+	{"allow_new_enroll", KEY_FLAG, offsetof(EnrolleeRequest, allow_new_enroll)},
+	{"active", KEY_FLAG, offsetof(EnrolleeRequest, active)},
+	{"delete", KEY_FLAG, offsetof(EnrolleeRequest, delete)},
+	{"is_fraudulent", KEY_FLAG, offsetof(EnrolleeRequest, is_fraudulent)},
+};
+
+#define REQUEST_FIELD(req, i) ((char *) (req) + request_keys[i].offset)
+
 static void
 bad_body(const char *msg, const char *key)
 {
@@ -1003,6 +1034,7 @@ parse_request(Jsonb *body, EnrolleeRequest *req)
 	JsonbIteratorToken tok;
 	JsonbValue	k;
 	JsonbValue	v;
+	size_t		i;
 
 	memset(req, 0, sizeof(*req));
 	req->allow_new_enroll = req->active = req->delete = req->is_fraudulent = -1;
@@ -1019,39 +1051,21 @@ parse_request(Jsonb *body, EnrolleeRequest *req)
 			continue;
 		key = pnstrdup(k.val.string.val, k.val.string.len);
 		tok = JsonbIteratorNext(&it, &v, true);
-		if (strcmp(key, "partner_id") == 0)
-			req->partner = string_value(&v, key);
-		else if (strcmp(key, "user_id") == 0)
-			req->user_id = string_value(&v, key);
-		else if (strcmp(key, "signature") == 0)
-			req->signature = string_value(&v, key);
-		else if (strcmp(key, "signature_v2") == 0)
-			req->signature_v2 = string_value(&v, key);
-		else if (strcmp(key, "timestamp") == 0)
-			req->timestamp = string_value(&v, key);
-		else if (strcmp(key, "environment") == 0)
-			req->environment = string_value(&v, key);
-		else if (strcmp(key, "email") == 0)
-			req->email = (v.type == jbvNull) ? NULL : string_value(&v, key);
-		else if (strcmp(key, "allow_new_enroll") == 0)
-			req->allow_new_enroll = bool_value(&v, key);
-		else if (strcmp(key, "active") == 0)
-			req->active = bool_value(&v, key);
-		else if (strcmp(key, "delete") == 0)
-			req->delete = bool_value(&v, key);
-		else if (strcmp(key, "is_fraudulent") == 0)
-			req->is_fraudulent = bool_value(&v, key);
-		else
+		for (i = 0; i < lengthof(request_keys); i++)
+			if (strcmp(key, request_keys[i].name) == 0)
+				break;
+		if (i == lengthof(request_keys))
 			bad_body("unknown key \"%s\" in enrollee request", key);
+		if (request_keys[i].kind == KEY_FLAG)
+			*(int *) REQUEST_FIELD(req, i) = bool_value(&v, key);
+		else if (request_keys[i].kind == KEY_STRING_OR_NULL && v.type == jbvNull)
+			*(char **) REQUEST_FIELD(req, i) = NULL;
+		else
+			*(char **) REQUEST_FIELD(req, i) = string_value(&v, key);
 	}
-	if (req->partner == NULL)
-		bad_body("enrollee request lacks \"%s\"", "partner_id");
-	if (req->user_id == NULL)
-		bad_body("enrollee request lacks \"%s\"", "user_id");
-	if (req->signature == NULL)
-		bad_body("enrollee request lacks \"%s\"", "signature");
-	if (req->timestamp == NULL)
-		bad_body("enrollee request lacks \"%s\"", "timestamp");
+	for (i = 0; i < lengthof(request_keys); i++)
+		if (request_keys[i].kind == KEY_REQUIRED && *(char **) REQUEST_FIELD(req, i) == NULL)
+			bad_body("enrollee request lacks \"%s\"", request_keys[i].name);
 	if (req->environment == NULL)
 		req->environment = "production";
 	if (req->allow_new_enroll < 0 && req->active < 0 && req->delete < 0 && req->is_fraudulent < 0)
