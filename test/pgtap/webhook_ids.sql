@@ -27,20 +27,8 @@ SELECT is((SELECT count(*) FROM userlife.claim_webhook_deliveries(10, 'wib')), 1
 CREATE TEMP TABLE dl AS SELECT endpoint_id, event_id FROM userlife.webhook_queue WHERE partner = 'wib';
 GRANT SELECT ON dl TO PUBLIC;
 
--- what a call answers: SQLSTATE, message with its numbers as N, hint
-CREATE FUNCTION pg_temp.answer(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	st text;
-	msg text;
-	hint text;
-BEGIN
-	EXECUTE sql;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
-	RETURN st || ': ' || regexp_replace(msg, '[0-9]+', 'N', 'g') || coalesce(' HINT: ' || nullif(hint, ''), '');
-END $$;
-GRANT EXECUTE ON FUNCTION pg_temp.answer(text) TO PUBLIC;
+-- what a call answers (SQLSTATE, message, hint)
+\ir include/answer.sql
 
 SET LOCAL ROLE wi_dev;
 SELECT is(pg_temp.answer(format('SELECT userlife.complete_webhook_delivery(%s, %s, 1, 200, 3)',

@@ -24,20 +24,8 @@ SELECT set_config('tap.b', userlife.add_webhook_endpoint('wlb_' || current_setti
        'https://hooks.example.com/b')->>'endpoint_id', false);
 SELECT set_config('tap.unused', (SELECT (max(endpoint_id) + 1000)::text FROM userlife.webhook_endpoints), false);
 
--- what a call answers: SQLSTATE, message with its numbers as N, hint
-CREATE FUNCTION pg_temp.answer(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	st text;
-	msg text;
-	hint text;
-BEGIN
-	EXECUTE sql;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
-	RETURN st || ': ' || regexp_replace(msg, '[0-9]+', 'N', 'g') || coalesce(' HINT: ' || nullif(hint, ''), '');
-END $$;
-GRANT EXECUTE ON FUNCTION pg_temp.answer(text) TO PUBLIC;
+-- what a call answers (SQLSTATE, message, hint)
+\ir include/answer.sql
 -- the four endpoint functions, for endpoint id $1, as text
 CREATE FUNCTION pg_temp.calls(id text) RETURNS text LANGUAGE sql AS $$
 SELECT string_agg(pg_temp.answer(format(f, 'wla_' || current_setting('tap.sfx'), id)), ' | ' ORDER BY n)

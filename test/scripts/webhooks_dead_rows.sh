@@ -10,6 +10,8 @@
 # auto_explain: it passes over fewer than 1,000 rows, and it hands out that
 # delivery.  No request is sent.  Prints TAP.
 set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/test/webhooks/lib.sh"
 PSQL="${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}/psql -X -q -v ON_ERROR_STOP=1"
 db=userlife_wh_dead
 
@@ -41,17 +43,7 @@ SELECT q.endpoint_id, -100000 - 5 * u - i, q.partner, u.id, q.event_type, 'dead'
        (SELECT g AS u, gen_random_uuid() AS id FROM generate_series(1, 1000) g) u, generate_series(1, 5) i;
 ANALYZE userlife.webhook_queue;
 SQL
-out=$($PSQL -d $db 2>&1 >/dev/null <<'SQL'
-LOAD 'auto_explain';
-SET auto_explain.log_min_duration = 0;
-SET auto_explain.log_analyze = on;
-SET auto_explain.log_buffers = on;
-SET auto_explain.log_nested_statements = on;
-SET auto_explain.log_timing = off;
-SET client_min_messages = log;
-CREATE TEMP TABLE claimed AS SELECT * FROM userlife.claim_webhook_deliveries(64);
-SQL
-)
+out=$(wh_explain_claim "$PSQL" $db)
 # the index entries the claim's statement that picks due deliveries read and threw away
 pick=$(awk '/Query Text: SELECT q.endpoint_id, q.event_id FROM userlife.webhook_queue q/ {on = 1; next}
 	on && /^LOG:/ {exit} on' <<<"$out")

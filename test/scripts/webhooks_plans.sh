@@ -8,6 +8,8 @@
 # it hands out each user's oldest delivery, 64 users.  No request is sent.
 # Prints TAP.
 set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/test/webhooks/lib.sh"
 PSQL="${USERLIFE_PG_BIN:-/usr/lib/postgresql/15/bin}/psql -X -q -v ON_ERROR_STOP=1"
 db=userlife_wh_plans
 
@@ -41,17 +43,7 @@ ANALYZE userlife.webhook_queue;
 SELECT userlife.replay_webhooks('wp', endpoint_id, now() - interval '1 hour') FROM userlife.webhook_endpoints;
 SQL
 pending=$(q "SELECT count(*) FROM userlife.webhook_queue WHERE state = 'pending'")
-out=$($PSQL -d $db 2>&1 >/dev/null <<'SQL'
-LOAD 'auto_explain';
-SET auto_explain.log_min_duration = 0;
-SET auto_explain.log_analyze = on;
-SET auto_explain.log_buffers = on;
-SET auto_explain.log_nested_statements = on;
-SET auto_explain.log_timing = off;
-SET client_min_messages = log;
-CREATE TEMP TABLE claimed AS SELECT * FROM userlife.claim_webhook_deliveries(64);
-SQL
-)
+out=$(wh_explain_claim "$PSQL" $db)
 # the top statement's buffers count those of the statements the function ran
 hits=$(grep -A4 "Query Text: CREATE TEMP TABLE claimed" <<<"$out" | grep -m1 -oE "shared hit=[0-9]+" | grep -oE "[0-9]+")
 [ "$pending" = 5000 ] && [ -n "$hits" ] && [ "$hits" -lt 5000 ]

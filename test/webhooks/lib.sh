@@ -51,3 +51,19 @@ wh_wait_for() {
 	done
 	return 1
 }
+
+# wh_explain_claim PSQL DB: one claim_webhook_deliveries(64) in DB, run with
+# auto_explain on every statement (analyze, buffers, nested statements); prints
+# the server's log of it (the claim's plans) on standard output
+wh_explain_claim() {
+	$1 -d "$2" 2>&1 >/dev/null <<'SQL'
+LOAD 'auto_explain';
+SET auto_explain.log_min_duration = 0;
+SET auto_explain.log_analyze = on;
+SET auto_explain.log_buffers = on;
+SET auto_explain.log_nested_statements = on;
+SET auto_explain.log_timing = off;
+SET client_min_messages = log;
+CREATE TEMP TABLE claimed AS SELECT * FROM userlife.claim_webhook_deliveries(64);
+SQL
+}
